@@ -1,0 +1,63 @@
+# Two commands from a fresh machine: `make demo` and `make test`.
+# Each installs what it needs first (Debian packages, a venv, the package).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEB_PACKAGES := opentracker nginx-light aria2 transmission-cli mktorrent iproute2
+DEMO_DIR := demo-data
+
+.PHONY: setup deb venv test test-all lint types pytest demo bench-create clean
+
+setup: deb venv
+
+# Debian packages the tests and benchmarks run for real; skipped when present.
+deb:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+lint: venv
+	$(BIN)/ruff check torrentds tests benchmarks
+	$(BIN)/ruff format --check torrentds tests benchmarks
+
+types: venv
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: setup lint types pytest
+
+test-all: setup lint types
+	$(BIN)/pytest -q -m ''
+
+# The main job on an embedded default: a generated Tiny-ImageNet-shaped
+# dataset, packed and turned into a torrent; no packet leaves the machine.
+demo: setup
+	rm -rf $(DEMO_DIR)
+	$(BIN)/python -m torrentds.demo_data $(DEMO_DIR)/tiny-imagenet-200
+	$(BIN)/torrentds create $(DEMO_DIR)/tiny-imagenet-200 --no-default-trackers \
+	  --tracker http://127.0.0.1:6969/announce --shard-size 2M -o $(DEMO_DIR)/tiny-imagenet-200.torrent
+	$(BIN)/torrentds verify $(DEMO_DIR)/tiny-imagenet-200-wds
+	$(BIN)/torrentds info $(DEMO_DIR)/tiny-imagenet-200.torrent
+
+bench-create: setup
+	$(BIN)/python benchmarks/create.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info
