@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +30,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from torrentds import __version__, service
+from torrentds import __version__, engine, service, transfer
 from torrentds.errors import TorrentdsError
 from torrentds.progress import Advance, Reporter, SilentReporter
 
@@ -43,7 +47,7 @@ def parse_size(text: str) -> int:
     return int(float(number) * (1024 ** _POWERS[unit.lower()]))
 
 
-class SizeType(click.ParamType):
+class SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
     def convert(self, value: Any, param: click.Parameter | None,
@@ -112,6 +116,8 @@ def main() -> None:
     torrentds create DATA_DIR      pack a dataset and make its .torrent
     torrentds info SOURCE          show what a .torrent or magnet holds
     torrentds verify DIR           check a dataset folder offline
+    torrentds get SOURCE           download, verify each shard, seed
+    torrentds seed DIR TORRENT     seed a dataset folder (a swarm's origin)
     """
 
 
@@ -241,6 +247,205 @@ def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
             sys.exit(1)
 
     _run(run)
+
+
+def _float_or_inf(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a number (or inf)") from exc
+
+
+def _session_options(listen: str, upnp: bool, dht: bool, lsd: bool, max_upload: int,
+                     max_download: int, utp: bool) -> engine.SessionOptions:
+    return engine.SessionOptions(listen=listen, upnp=upnp, dht=dht, lsd=lsd,
+                                 max_upload=max_upload, max_download=max_download, utp=utp)
+
+
+def _network_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Options shared by ``get`` and ``seed``: where to listen, whom to find."""
+    opts = [
+        click.option("--listen", default="0.0.0.0:6881", show_default=True,
+                     metavar="HOST:PORT", help="Address to accept peers on (port 0: any)."),
+        click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
+                     help="Connect to this peer (repeatable; works with no tracker)."),
+        click.option("--dht/--no-dht", default=False, show_default=True,
+                     help="Find peers through the DHT (contacts DHT bootstrap nodes)."),
+        click.option("--lsd/--no-lsd", default=False, show_default=True,
+                     help="Local Service Discovery: find peers by LAN multicast."),
+        click.option("--upnp/--no-upnp", default=False, show_default=True,
+                     help="Open the listen port on the router with UPnP/NAT-PMP."),
+        click.option("--utp/--no-utp", default=False, show_default=True,
+                     help="Allow uTP (off: TCP only, much faster on a LAN)."),
+        click.option("--max-upload", type=SIZE, default="0", metavar="RATE",
+                     help="Upload limit in bytes/s, e.g. 50M (LAN peers too; 0: none)."),
+        click.option("--max-download", type=SIZE, default="0", metavar="RATE",
+                     help="Download limit in bytes/s, e.g. 50M (0: none)."),
+        click.option("--seed-hours", default="0", metavar="H",
+                     help="Seed this long after completion (a float; 0: exit at once; inf)."),
+        click.option("--seed-ratio", type=float, default=None, metavar="R",
+                     help="Stop seeding once this run uploaded R × the dataset size."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="One JSON object per line (events) instead of a progress bar."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM/SIGINT set the event: the job saves resume data and exits 0."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class EventPrinter:
+    """Prints job events: JSON lines, a live bar on a TTY, or plain milestones."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.live = not as_json and _err.is_terminal
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> EventPrinter:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                TextColumn("↓{task.fields[down]}/s ↑{task.fields[up]}/s "
+                           "peers {task.fields[peers]} shards {task.fields[shards]}"),
+                TimeRemainingColumn(), console=_err, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("starting", total=None, down="0", up="0",
+                                                 peers=0, shards="0/?")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            click.echo(json.dumps({**event, "time": round(time.time(), 3)}, sort_keys=True))
+            return
+        kind = event["event"]
+        if kind == "progress" and self._progress is not None:
+            self._progress.update(
+                self._task, description=event["state"], completed=event["done"],
+                total=event["total"] or None, down=_human(event["down_rate"]),
+                up=_human(event["up_rate"]), peers=event["peers"],
+                shards=f"{event['shards_ready']}/{event['shards_total']}")
+        elif kind == "progress":
+            return
+        elif kind == "started":
+            _err.print(f"torrentds: {event['infohash']} listening on port {event['listen_port']}")
+        elif kind == "metadata":
+            _err.print(f"torrentds: {event['name']}: {_human(event['bytes'])} in "
+                       f"{event['files']} files")
+        elif kind == "warning":
+            _err.print(f"torrentds: warning: {event['message']}", markup=False)
+        elif kind == "completed":
+            _err.print(f"torrentds: complete, every shard verified: {event['dataset_dir']}")
+        elif kind == "seeding":
+            hours = event["hours"]
+            _err.print("torrentds: seeding " + ("until stopped" if hours is None
+                                                else f"for up to {hours:g} h"))
+
+
+def _print_summary(result: transfer.JobResult) -> None:
+    click.echo(f"{'stopped' if result.stopped else 'done'}: {result.name} "
+               f"downloaded {_human(result.downloaded)}, uploaded {_human(result.uploaded)}, "
+               f"ratio {result.ratio:.2f}, seeded {result.seconds_seeded:.0f} s, "
+               f"shards {result.shards_ready}/{result.shards_total}")
+
+
+@main.command()
+@click.argument("source")
+@click.option("-d", "--dir", "directory", type=click.Path(path_type=Path), default="data",
+              show_default=True, help="Folder that receives the dataset folder.")
+@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
+              help="Extra BEP 19 web seed (repeatable).")
+@click.option("--tracker", "trackers", multiple=True, metavar="URL",
+              help="Extra tracker announce URL (repeatable).")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="Give up (exit 1) if not complete after this long.")
+@_network_options
+def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tuple[str, ...],
+        timeout: float | None, listen: str, peers: tuple[str, ...], dht: bool, lsd: bool,
+        upnp: bool, utp: bool, max_upload: int, max_download: int, seed_hours: str,
+        seed_ratio: float | None, as_json: bool) -> None:
+    """Download SOURCE, verify every piece and shard, then seed as asked.
+
+    SOURCE is a magnet link, a .torrent path, an http(s) URL of a .torrent or
+    a 40-hex info-hash. Each shard is handed on (DIR/NAME/.torrentds/ready.jsonl)
+    as soon as its pieces and sha256 are verified. Ctrl-C or SIGTERM saves
+    resume data and exits 0; running the same command again resumes.
+    """
+    opts = service.GetOptions(
+        source=source, directory=directory, seed_hours=_float_or_inf(seed_hours),
+        seed_ratio=seed_ratio, peers=peers, web_seeds=web_seeds, trackers=trackers,
+        timeout=timeout,
+        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp))
+
+    def run() -> None:
+        with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
+            result = service.get(opts, printer, stop)
+        if not as_json:
+            _print_summary(result)
+
+    _run_job_command(run, as_json)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("torrent")
+@click.option("--skip-check", is_flag=True,
+              help="Trust the data without hashing it first (a folder `create` just made).")
+@_network_options
+def seed(folder: Path, torrent: str, skip_check: bool, listen: str, peers: tuple[str, ...],
+         dht: bool, lsd: bool, upnp: bool, utp: bool, max_upload: int, max_download: int,
+         seed_hours: str, seed_ratio: float | None, as_json: bool) -> None:
+    """Seed the dataset FOLDER described by TORRENT (the origin of a swarm).
+
+    The folder is hash-checked against the torrent first. Seeds until
+    --seed-hours or --seed-ratio is reached (default: until stopped).
+    """
+    hours = _float_or_inf(seed_hours) if seed_hours != "0" else math.inf
+    opts = service.SeedOptions(
+        folder=folder, torrent=Path(torrent), seed_hours=hours, seed_ratio=seed_ratio,
+        skip_check=skip_check, peers=peers,
+        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp))
+
+    def run() -> None:
+        with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
+            result = service.seed(opts, printer, stop)
+        if not as_json:
+            _print_summary(result)
+
+    _run_job_command(run, as_json)
+
+
+def _run_job_command(fn: Callable[[], None], as_json: bool) -> None:
+    try:
+        fn()
+    except TorrentdsError as exc:
+        if as_json:
+            click.echo(json.dumps({"event": "error", "message": str(exc),
+                                   "time": round(time.time(), 3)}))
+        click.echo(f"torrentds: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 def _human(n: int) -> str:

@@ -47,7 +47,7 @@ class PieceHasher:
         self._piece = hashlib.sha1()
         self._in_piece = 0
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         self.sha256.update(view)
         self.length += len(view)

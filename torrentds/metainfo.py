@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import requests
 import torf
@@ -74,7 +75,7 @@ def build_torrent(
     """Bencoded .torrent for ``files`` (relative POSIX paths, in this order)."""
     try:
         t = torf.Torrent(
-            trackers=[list(tier) for tier in trackers] or None,
+            trackers=[list(tier) for tier in trackers] or None,  # type: ignore[misc]
             webseeds=list(web_seeds) or None,
             private=private or None,
             comment=comment,
@@ -156,7 +157,7 @@ def parse_source(text: str) -> Source:
         return Source("url", text, read_torrent(data, text), data)
     if _HEX40.match(text):
         infohash = text.lower()
-        tr = "&".join(f"tr={requests.utils.quote(u, safe='')}" for tier in DEFAULT_TRACKERS
+        tr = "&".join(f"tr={quote(u, safe='')}" for tier in DEFAULT_TRACKERS
                       for u in tier)
         return Source("infohash", text, _magnet_info(f"magnet:?xt=urn:btih:{infohash}&{tr}"))
     path = Path(text)

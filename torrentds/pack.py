@@ -120,7 +120,7 @@ def write_shard(shard: ShardPlan, out_dir: Path, piece_size: int,
     try:
         with open(path, "wb") as raw:
             writer = _HashingWriter(raw, hasher)
-            with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for sample in shard.samples:
                     for f in sample.files:
                         try:

@@ -201,9 +201,10 @@ def _tiny_imagenet(root: Path, files: dict[str, int]) -> Plan:
     for rel, size in files.items():
         parts = rel.split("/")
         if len(parts) == 3 and parts[0] == "val" and parts[1] == "images":
-            wnid = annotations.get(parts[2])
-            if wnid is None:
+            val_wnid = annotations.get(parts[2])
+            if val_wnid is None:
                 raise InputError(root / rel, "image has no line in val/val_annotations.txt")
+            wnid = val_wnid
             if wnid not in index:
                 raise InputError(root / "val/val_annotations.txt",
                                  f"class {wnid!r} of {parts[2]} is not in wnids.txt")
@@ -272,16 +273,17 @@ def _imagefolder(root: Path, files: dict[str, int]) -> Plan | None:
 def _check_unique_keys(root: Path, plan: Plan, per_class_fallback: bool = False) -> None:
     for split, samples in plan.splits.items():
         keys = [s.key for s in samples]
-        if len(set(keys)) == len(keys):
-            continue
-        if per_class_fallback:
+        if len(set(keys)) != len(keys) and per_class_fallback:
             # Same image name in two classes: key by class/stem for this split.
-            plan.splits[split] = [
+            plan.splits[split] = samples = [
                 Sample(key=f"{s.files[0].path.parent.name}/{s.key}", files=s.files, label=s.label)
                 for s in samples]
-            continue
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise InputError(root / split, f"two images share the sample key {dup!r}")
+            keys = [s.key for s in samples]
+        if len(set(keys)) != len(keys):
+            # Still clashing (``a.b.png`` and ``a_b.png`` in one class): two samples
+            # with one key would be merged by WebDataset readers.
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise InputError(root / split, f"two images share the sample key {dup!r}")
 
 
 def _generic(root: Path, files: dict[str, int]) -> Plan:

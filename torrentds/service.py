@@ -6,15 +6,18 @@ prints. Long work reports through a ``Reporter``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from torrentds import hashing, manifest, metainfo, pack, scan, shardcheck
+from torrentds import engine, hashing, manifest, metainfo, pack, scan, shardcheck, transfer
 from torrentds.errors import ManifestError, OutputExistsError, ShardError, StorageError, UsageError
 from torrentds.manifest import Manifest, ShardEntry
 from torrentds.progress import Reporter, SilentReporter
@@ -82,7 +85,7 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
 
     if plan.layout == "adopted":
         root = root_now = data_dir
-        finish = _no_move
+        finish: Callable[[bool], None] = _no_move
         piece_size = opts.piece_size or pack.choose_piece_size(plan.total_bytes)
         entries, known = _adopt(plan, piece_size, rep)
     else:
@@ -295,8 +298,9 @@ def _unlisted_shards(doc: Manifest, folder: Path) -> list[str]:
             if rel not in listed]
 
 
-def _check_shard(folder: Path, entry: ShardEntry, n_classes: int,
-                 advance: Callable[[int], None]) -> tuple[list[str], shardcheck.ShardStructure | None]:
+def _check_shard(
+    folder: Path, entry: ShardEntry, n_classes: int, advance: Callable[[int], None],
+) -> tuple[list[str], shardcheck.ShardStructure | None]:
     path = folder / entry.path
     if not path.is_file():
         return [f"{path}: missing"], None
@@ -322,6 +326,89 @@ def _check_shard(folder: Path, entry: ShardEntry, n_classes: int,
         if bad:
             problems.append(f"{path}: label {bad[0]} outside [0, {n_classes})")
     return problems, st
+
+
+@dataclass(frozen=True)
+class GetOptions:
+    source: str
+    directory: Path = Path("data")
+    seed_hours: float = 0.0
+    seed_ratio: float | None = None
+    peers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()
+    timeout: float | None = None
+    session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
+
+
+def _check_seed_limits(hours: float, ratio: float | None) -> None:
+    if math.isnan(hours) or hours < 0:
+        raise UsageError(str(hours), "--seed-hours must be >= 0 (or inf)")
+    if ratio is not None and (math.isnan(ratio) or ratio < 0):
+        raise UsageError(str(ratio), "--seed-ratio must be >= 0")
+
+
+def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
+    """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
+    _check_seed_limits(opts.seed_hours, opts.seed_ratio)
+    src = metainfo.parse_source(opts.source)
+    directory = Path(os.path.abspath(opts.directory))
+    transfer.check_writable(directory)
+    resume_file = directory / STATE_DIR / "resume" / f"{src.info.infohash}.resume"
+    resume = resume_file.read_bytes() if resume_file.is_file() else None
+    spec = engine.AddSpec(save_path=directory, torrent=src.torrent,
+                          magnet=src.text if src.torrent is None else None, resume=resume,
+                          trackers=opts.trackers, web_seeds=opts.web_seeds, peers=opts.peers)
+    job_opts = transfer.JobOptions(save_path=directory, seed_hours=opts.seed_hours,
+                                   seed_ratio=opts.seed_ratio, peers=opts.peers,
+                                   web_seeds=opts.web_seeds, trackers=opts.trackers,
+                                   timeout=opts.timeout)
+    return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    folder: Path
+    torrent: Path
+    seed_hours: float = math.inf
+    seed_ratio: float | None = None
+    skip_check: bool = False
+    peers: tuple[str, ...] = ()
+    session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
+
+
+def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
+    """Seed an existing dataset folder (hash-checked first unless ``skip_check``)."""
+    _check_seed_limits(opts.seed_hours, opts.seed_ratio)
+    folder = Path(os.path.abspath(opts.folder))
+    if not folder.is_dir():
+        raise StorageError(folder, "no such folder")
+    src = metainfo.parse_source(str(opts.torrent))
+    if src.torrent is None:
+        raise UsageError(str(opts.torrent), "seed needs a .torrent file or URL, not a magnet")
+    for path, size in src.info.files:
+        on_disk = folder / path
+        if not on_disk.is_file() or on_disk.stat().st_size != size:
+            raise StorageError(on_disk, f"missing or not {size} bytes; this folder does not "
+                                        "hold the torrent's data")
+    spec = engine.AddSpec(save_path=folder.parent, torrent=src.torrent,
+                          seed_mode=opts.skip_check, peers=opts.peers, root_name=folder.name)
+    job_opts = transfer.JobOptions(save_path=folder.parent, seed_hours=opts.seed_hours,
+                                   seed_ratio=opts.seed_ratio, peers=opts.peers,
+                                   seeding_only=True, skip_check=opts.skip_check)
+    return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
+
+
+def _run_job(session: engine.SessionOptions, spec: engine.AddSpec, job_opts: transfer.JobOptions,
+             emit: transfer.Emit, stop: threading.Event, name: str) -> transfer.JobResult:
+    eng = engine.Engine(session)
+    try:
+        job = transfer.Job(eng, spec, job_opts, emit, stop, known_name=name)
+        result = job.run()
+    finally:
+        eng.close()
+    emit({"event": "done", **dataclasses.asdict(result)})
+    return result
 
 
 __all__ = ["CreateOptions", "CreateResult", "ManifestError", "VerifyReport", "create", "info",

@@ -1,0 +1,430 @@
+"""The only libtorrent importer: one session, its settings, alerts as plain events.
+
+Everything above this module sees dataclasses (``SessionOptions``,
+``TorrentStatus``, the ``Event`` types) and ``TorrentRef`` handles; libtorrent's
+types and errors do not leak out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import libtorrent as lt
+
+from torrentds.errors import MetainfoError, TorrentdsError
+
+ENGINE_VERSION = lt.__version__
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How the session talks to the network. The defaults phone no one."""
+
+    listen: str = "0.0.0.0:6881"
+    upnp: bool = False  # UPnP and NAT-PMP
+    dht: bool = False
+    dht_bootstrap: tuple[str, ...] = ()
+    lsd: bool = False
+    max_upload: int = 0  # bytes/s, 0 = unlimited; applies to LAN/loopback peers too
+    max_download: int = 0
+    utp: bool = False
+
+
+def lan_settings() -> dict[str, int | bool | str]:
+    """Throughput settings for LAN swarms (see README, "Engine settings")."""
+    return {
+        # Several sidecars may share one IP (containers behind one node address).
+        "allow_multiple_connections_per_ip": True,
+        # uTP's delay-based congestion control throttles LAN transfers hard.
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        # Everyone unchoked: in a closed swarm there is no one to punish.
+        "choking_algorithm": 0,  # fixed_slots_choker
+        "unchoke_slots_limit": -1,
+        "seed_choking_algorithm": 1,  # fastest_upload
+        "send_buffer_watermark": 4 << 20,
+        "send_buffer_low_watermark": 1 << 20,
+        "send_buffer_watermark_factor": 150,
+        "max_out_request_queue": 500,
+        "request_queue_time": 1,
+        "max_queued_disk_bytes": 16 << 20,
+        "aio_threads": 4,
+        "hashing_threads": 2,
+        "connections_limit": 400,
+        "mixed_mode_algorithm": 0,  # prefer_tcp
+    }
+
+
+def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
+    mask = (lt.alert_category.error | lt.alert_category.status | lt.alert_category.storage
+            | lt.alert_category.tracker | lt.alert_category.peer
+            | lt.alert_category.piece_progress | lt.alert_category.file_progress)
+    settings: dict[str, int | bool | str] = {
+        "listen_interfaces": opts.listen,
+        "alert_mask": int(mask),
+        "alert_queue_size": 100_000,
+        "enable_dht": opts.dht,
+        "dht_bootstrap_nodes": ",".join(opts.dht_bootstrap) if opts.dht else "",
+        "enable_lsd": opts.lsd,
+        "enable_upnp": opts.upnp,
+        "enable_natpmp": opts.upnp,
+        # libtorrent 2.1 asks a public STUN server for WebTorrent; never.
+        "webtorrent_stun_server": "",
+        "upload_rate_limit": opts.max_upload,
+        "download_rate_limit": opts.max_download,
+        "user_agent": "torrentds/libtorrent " + ENGINE_VERSION,
+        "stop_tracker_timeout": 2,
+        "announce_to_all_tiers": False,
+        "auto_manage_startup": 0,
+    }
+    settings.update(lan_settings())
+    if opts.utp:
+        settings["enable_outgoing_utp"] = settings["enable_incoming_utp"] = True
+    return settings
+
+
+# ----- events -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    infohash: str
+
+
+@dataclass(frozen=True)
+class MetadataReceived(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class PieceFinished(Event):
+    piece: int
+
+
+@dataclass(frozen=True)
+class HashFailed(Event):
+    piece: int
+
+
+@dataclass(frozen=True)
+class TorrentFinished(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class TorrentChecked(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class CacheFlushed(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class ResumeData(Event):
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TorrentFailed(Event):
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PeerBanned(Event):
+    peer: str
+
+
+@dataclass(frozen=True)
+class TrackerFailed(Event):
+    url: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TrackerAnnounced(Event):
+    url: str
+    peers: int
+
+
+@dataclass(frozen=True)
+class SessionFailed(Event):
+    message: str
+
+
+@dataclass(frozen=True)
+class TorrentStatus:
+    state: str
+    progress: float
+    total_wanted: int
+    total_done: int
+    downloaded: int  # payload bytes this session
+    uploaded: int
+    download_rate: int
+    upload_rate: int
+    peers: int
+    seeds: int
+    is_seeding: bool
+    has_metadata: bool
+    web_seed_bytes: int = 0
+    errored: str = ""
+    pieces: list[bool] = field(default_factory=list, repr=False)
+
+
+_STATES = {
+    int(lt.torrent_status.states.checking_files): "checking",
+    int(lt.torrent_status.states.downloading_metadata): "metadata",
+    int(lt.torrent_status.states.downloading): "downloading",
+    int(lt.torrent_status.states.finished): "finished",
+    int(lt.torrent_status.states.seeding): "seeding",
+    int(lt.torrent_status.states.checking_resume_data): "checking",
+}
+
+
+def _hash_of(handle: lt.torrent_handle) -> str:
+    return str(handle.info_hash())
+
+
+def _address(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MetainfoError(host_port, "expected HOST:PORT")
+    return host, int(port)
+
+
+class TorrentRef:
+    """One torrent in the session; methods are thin calls on its handle."""
+
+    def __init__(self, handle: lt.torrent_handle) -> None:
+        self._h = handle
+        self.infohash = _hash_of(handle)
+
+    # -- metadata ---------------------------------------------------------
+    def has_metadata(self) -> bool:
+        return bool(self._h.status(0).has_metadata)
+
+    def name(self) -> str:
+        ti = self._h.torrent_file()
+        return str(ti.name()) if ti is not None else ""
+
+    def files(self) -> list[tuple[str, int]]:
+        """(path relative to the save folder, size) in torrent order."""
+        ti = self._h.torrent_file()
+        if ti is None:
+            return []
+        fs = ti.files()
+        return [(fs.file_path(i), fs.file_size(i)) for i in range(fs.num_files())]
+
+    def piece_size(self) -> int:
+        ti = self._h.torrent_file()
+        return int(ti.piece_length()) if ti is not None else 0
+
+    def num_pieces(self) -> int:
+        ti = self._h.torrent_file()
+        return int(ti.num_pieces()) if ti is not None else 0
+
+    def torrent_bytes(self) -> bytes:
+        """A .torrent (info dict and trackers) for this torrent's metadata."""
+        ti = self._h.torrent_file()
+        if ti is None:
+            raise MetainfoError(self.infohash, "metadata not received yet")
+        trackers = [str(t["url"]) for t in self._h.trackers()]
+        entry: dict[str, Any] = {"info": lt.bdecode(ti.info_section())}
+        if trackers:
+            entry["announce"] = trackers[0]
+            entry["announce-list"] = [[t] for t in trackers]
+        seeds = list(self._h.url_seeds())
+        if seeds:
+            entry["url-list"] = seeds
+        return bytes(lt.bencode(entry))
+
+    # -- control ----------------------------------------------------------
+    def have_piece(self, piece: int) -> bool:
+        return bool(self._h.have_piece(piece))
+
+    def prioritize_files(self, priorities: list[int]) -> None:
+        self._h.prioritize_files(priorities)
+
+    def set_piece_priorities(self, priorities: dict[int, int]) -> None:
+        self._h.prioritize_pieces(list(priorities.items()))
+
+    def connect_peer(self, host_port: str) -> None:
+        self._h.connect_peer(_address(host_port))
+
+    def add_web_seed(self, url: str) -> None:
+        self._h.add_url_seed(url)
+
+    def flush(self) -> None:
+        """Ask libtorrent to write out its cache; a ``CacheFlushed`` follows."""
+        self._h.flush_cache()
+
+    def save_resume(self) -> None:
+        """Ask for resume data; a ``ResumeData`` event follows."""
+        self._h.save_resume_data(lt.torrent_handle.save_info_dict
+                                 | lt.torrent_handle.flush_disk_cache)
+
+    def force_recheck(self) -> None:
+        self._h.force_recheck()
+
+    def status(self, with_pieces: bool = False) -> TorrentStatus:
+        flags = lt.status_flags_t.query_pieces if with_pieces else 0
+        s = self._h.status(flags)
+        return TorrentStatus(
+            state=_STATES.get(int(s.state), str(s.state)),
+            progress=float(s.progress),
+            total_wanted=int(s.total_wanted), total_done=int(s.total_wanted_done),
+            downloaded=int(s.total_payload_download), uploaded=int(s.total_payload_upload),
+            download_rate=int(s.download_payload_rate), upload_rate=int(s.upload_payload_rate),
+            peers=int(s.num_peers), seeds=int(s.num_seeds), is_seeding=bool(s.is_seeding),
+            has_metadata=bool(s.has_metadata),
+            errored=str(s.errc.message()) if s.errc.value() else "",
+            pieces=[bool(p) for p in s.pieces] if with_pieces else [],
+        )
+
+    def pause(self) -> None:
+        self._h.pause()
+
+
+@dataclass(frozen=True)
+class AddSpec:
+    """What to add: exactly one of ``torrent`` (bytes) or ``magnet``."""
+
+    save_path: Path
+    torrent: bytes | None = None
+    magnet: str | None = None
+    resume: bytes | None = None
+    seed_mode: bool = False
+    trackers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()
+    root_name: str | None = None  # store NAME/... under this folder name instead
+
+
+class Engine:
+    """A libtorrent session configured by ``SessionOptions``."""
+
+    def __init__(self, opts: SessionOptions) -> None:
+        try:
+            params = lt.session_params()
+            params.settings = _session_settings(opts)  # type: ignore[assignment]
+            self._ses = lt.session(params)
+        except RuntimeError as exc:
+            raise TorrentdsError(opts.listen, f"cannot start BitTorrent session: {exc}") from exc
+        if opts.max_upload or opts.max_download:
+            self._limit_local_peers()
+        self._refs: dict[str, TorrentRef] = {}
+
+    def _limit_local_peers(self) -> None:
+        # libtorrent puts LAN and loopback peers in its unlimited "local" peer
+        # class; map every address to the global class so the limits bind.
+        f = lt.ip_filter()
+        global_class = 1 << lt.session.global_peer_class_id
+        f.add_rule("0.0.0.0", "255.255.255.255", global_class)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", global_class)
+        self._ses.set_peer_class_filter(f)
+
+    def listen_port(self) -> int:
+        return int(self._ses.listen_port())
+
+    def add(self, spec: AddSpec) -> TorrentRef:
+        try:
+            if spec.resume is not None:
+                atp = lt.read_resume_data(spec.resume)
+            elif spec.torrent is not None:
+                atp = lt.add_torrent_params()
+                atp.ti = lt.torrent_info(spec.torrent)
+            elif spec.magnet is not None:
+                atp = lt.parse_magnet_uri(spec.magnet)
+            else:
+                raise MetainfoError("add", "nothing to add")
+        except RuntimeError as exc:
+            raise MetainfoError(spec.magnet or "torrent", f"libtorrent refused it: {exc}") from exc
+        atp.save_path = str(spec.save_path)
+        if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
+            fs = atp.ti.files()
+            atp.renamed_files = {
+                i: f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
+                for i in range(fs.num_files())}
+        flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+        if spec.seed_mode:
+            flags |= lt.torrent_flags.seed_mode
+        atp.flags = flags
+        if spec.trackers:
+            atp.trackers = list(atp.trackers) + list(spec.trackers)
+        try:
+            handle = self._ses.add_torrent(atp)
+        except RuntimeError as exc:
+            raise TorrentdsError(spec.save_path, f"cannot add torrent: {exc}") from exc
+        ref = TorrentRef(handle)
+        self._refs[ref.infohash] = ref
+        for url in spec.web_seeds:
+            ref.add_web_seed(url)
+        for peer in spec.peers:
+            ref.connect_peer(peer)
+        return ref
+
+    def events(self, timeout: float) -> list[Event]:
+        """Alerts that arrived within ``timeout`` seconds, as events."""
+        self._ses.wait_for_alert(int(timeout * 1000))
+        out: list[Event] = []
+        for a in self._ses.pop_alerts():
+            event = _translate(a)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def remove(self, ref: TorrentRef) -> None:
+        self._ses.remove_torrent(ref._h)
+        self._refs.pop(ref.infohash, None)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Pause (announcing ``stopped``) and let trackers hear it, bounded."""
+        self._ses.pause()
+        deadline = time.monotonic() + timeout
+        for ref in list(self._refs.values()):
+            self._ses.remove_torrent(ref._h)
+        while time.monotonic() < deadline:
+            if not self._ses.wait_for_alert(200):
+                break
+            if any(isinstance(a, lt.torrent_removed_alert) for a in self._ses.pop_alerts()):
+                continue
+        self._refs.clear()
+
+
+def _translate(a: lt.alert) -> Event | None:
+    if isinstance(a, lt.listen_failed_alert):
+        return SessionFailed("", f"cannot listen on {a.address}:{a.port}: {a.message()}")
+    if not isinstance(a, lt.torrent_alert):
+        return None
+    ih = _hash_of(a.handle)
+    if isinstance(a, lt.piece_finished_alert):
+        return PieceFinished(ih, int(a.piece_index))
+    if isinstance(a, lt.hash_failed_alert):
+        return HashFailed(ih, int(a.piece_index))
+    if isinstance(a, lt.metadata_received_alert):
+        return MetadataReceived(ih)
+    if isinstance(a, lt.torrent_finished_alert):
+        return TorrentFinished(ih)
+    if isinstance(a, lt.torrent_checked_alert):
+        return TorrentChecked(ih)
+    if isinstance(a, lt.cache_flushed_alert):
+        return CacheFlushed(ih)
+    if isinstance(a, lt.save_resume_data_alert):
+        return ResumeData(ih, bytes(lt.write_resume_data_buf(a.params)))
+    if isinstance(a, lt.file_error_alert):
+        return TorrentFailed(ih, str(a.filename()), str(a.error.message()))
+    if isinstance(a, lt.torrent_error_alert):
+        return TorrentFailed(ih, "", str(a.error.message()))
+    if isinstance(a, lt.peer_ban_alert):
+        return PeerBanned(ih, f"{a.endpoint[0]}:{a.endpoint[1]}")
+    if isinstance(a, lt.tracker_error_alert):
+        return TrackerFailed(ih, str(a.tracker_url()), str(a.error.message()))
+    if isinstance(a, lt.tracker_reply_alert):
+        return TrackerAnnounced(ih, str(a.tracker_url()), int(a.num_peers))
+    return None

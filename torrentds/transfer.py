@@ -1,0 +1,463 @@
+"""One dataset's download-and-seed job on an ``Engine``: ``get`` and ``seed``.
+
+The job turns libtorrent's piece events into verified shards: when every piece
+of a shard has passed libtorrent's check, the cache is flushed, the shard's
+sha256 is read back from disk and compared with the manifest, and only then is
+it logged as ready. A shard that fails is re-checked and fetched again, never
+handed on. After completion the job seeds for as long as asked (torrentds, not
+libtorrent, enforces the limits) and returns a summary.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torrentds import engine as eng
+from torrentds import handoff, hashing, manifest
+from torrentds.errors import ManifestError, StorageError, TorrentdsError
+from torrentds.manifest import Manifest, ShardEntry
+
+Emit = Callable[[dict[str, Any]], None]
+STATE_DIR = ".torrentds"
+MAX_SHARD_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    save_path: Path  # the folder that receives NAME/
+    seed_hours: float = 0.0
+    seed_ratio: float | None = None
+    peers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()
+    timeout: float | None = None
+    progress_interval: float = 2.0
+    resume_interval: float = 30.0
+    reconnect_interval: float = 10.0
+    seeding_only: bool = False  # ``seed``: the data is expected to be complete
+    skip_check: bool = False
+
+
+@dataclass
+class _Shard:
+    entry: ShardEntry
+    file_path: Path
+    pieces: range
+    ready: bool = False
+    failures: int = 0
+
+
+@dataclass
+class JobResult:
+    infohash: str
+    name: str
+    dataset_dir: str
+    downloaded: int
+    uploaded: int
+    ratio: float
+    seconds_seeded: float
+    shards_ready: int
+    shards_total: int
+    stopped: bool = False
+    hash_failures: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class Job:
+    """Runs one torrent to completion (and seeding) on an engine."""
+
+    def __init__(self, engine: eng.Engine, spec: eng.AddSpec, opts: JobOptions, emit: Emit,
+                 stop: threading.Event, known_name: str = "") -> None:
+        self.engine = engine
+        self.opts = opts
+        self.emit = emit
+        self.stop = stop
+        self.spec = spec
+        self.ref = engine.add(spec)
+        self.name = known_name
+        self.dataset_dir: Path | None = None
+        self.shards: list[_Shard] = []
+        self.by_piece: dict[int, list[_Shard]] = {}
+        self.manifest: Manifest | None = None
+        self.manifest_index: int | None = None
+        self.have: set[int] = set()
+        self.candidates: set[str] = set()
+        self.flush_pending = False
+        self.flush_at = 0.0
+        self.manifest_wanted = False
+        self.manifest_flushed = False
+        self.finished = False
+        self.completed = False
+        self.ready_log: handoff.ReadyLog | None = None
+        self.hash_failures = 0
+        self.warnings: list[str] = []
+        self.resume_path = spec.save_path / STATE_DIR / "resume" / f"{self.ref.infohash}.resume"
+        self.resume_waiting = False
+        self.total_size = 0
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> JobResult:
+        start = time.monotonic()
+        self.emit({"event": "started", "infohash": self.ref.infohash, "name": self.name,
+                   "listen_port": self.engine.listen_port()})
+        if self.ref.has_metadata():
+            self._on_metadata()
+        last_progress = last_resume = last_connect = time.monotonic()
+        seeding_since: float | None = None
+        base_up = 0
+        stopped = False
+        while True:
+            for event in self.engine.events(0.25):
+                self._handle(event)
+            now = time.monotonic()
+            if self.stop.is_set():
+                stopped = True
+                break
+            if now - last_progress >= self.opts.progress_interval:
+                last_progress = now
+                self._progress(seeding_since)
+            if not self.completed and now - last_resume >= self.opts.resume_interval:
+                last_resume = now
+                self._request_resume()
+            if now - last_connect >= self.opts.reconnect_interval:
+                last_connect = now
+                for peer in self.opts.peers:
+                    self.ref.connect_peer(peer)
+            if self.flush_pending and now - self.flush_at > 30:
+                # A flush that never reports back: ask again rather than hang.
+                self.flush_pending = False
+            if (self.candidates or self.manifest_wanted) and not self.flush_pending:
+                self._flush()
+            if not self.completed and self._is_complete():
+                self._complete()
+                seeding_since = time.monotonic()
+                base_up = self.ref.status().uploaded
+                if self._seed_limit_reached(0.0, 0):
+                    break
+                self.emit({"event": "seeding", "hours": _finite(self.opts.seed_hours),
+                           "ratio": self.opts.seed_ratio})
+            if self.completed and seeding_since is not None:
+                up = self.ref.status().uploaded - base_up
+                if self._seed_limit_reached(now - seeding_since, up):
+                    break
+            if (not self.completed and self.opts.timeout is not None
+                    and now - start > self.opts.timeout):
+                self._save_resume_blocking()
+                st = self.ref.status()
+                raise TorrentdsError(self.name or self.ref.infohash,
+                                     f"gave up after {self.opts.timeout:g} s at "
+                                     f"{st.progress:.0%} with {st.peers} peers")
+        if not self.completed or stopped:
+            self._save_resume_blocking()
+        st = self.ref.status()
+        seeded = time.monotonic() - seeding_since if seeding_since is not None else 0.0
+        size = self.total_size or st.total_wanted or 1
+        return JobResult(
+            infohash=self.ref.infohash, name=self.name,
+            dataset_dir=str(self.dataset_dir or ""), downloaded=st.downloaded,
+            uploaded=st.uploaded, ratio=round(st.uploaded / size, 3),
+            seconds_seeded=round(seeded, 1),
+            shards_ready=sum(s.ready for s in self.shards), shards_total=len(self.shards),
+            stopped=stopped, hash_failures=self.hash_failures, warnings=self.warnings)
+
+    def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
+        if seconds >= self.opts.seed_hours * 3600:
+            return True
+        ratio = self.opts.seed_ratio
+        return ratio is not None and uploaded >= ratio * max(self.total_size, 1)
+
+    # -- events -----------------------------------------------------------------
+    def _handle(self, event: eng.Event) -> None:
+        if event.infohash != self.ref.infohash and not isinstance(event, eng.SessionFailed):
+            return
+        if isinstance(event, eng.MetadataReceived):
+            self._on_metadata()
+        elif isinstance(event, eng.PieceFinished):
+            self.have.add(event.piece)
+            self._check_piece(event.piece)
+        elif isinstance(event, eng.HashFailed):
+            self.hash_failures += 1
+            self._warn(f"piece {event.piece} failed its hash check; fetching it again")
+        elif isinstance(event, eng.PeerBanned):
+            self._warn(f"peer {event.peer} banned for sending corrupt data")
+        elif isinstance(event, eng.TorrentChecked):
+            self._rescan()
+        elif isinstance(event, eng.TorrentFinished):
+            self.finished = True
+            self._rescan()
+        elif isinstance(event, eng.CacheFlushed):
+            self._on_flushed()
+        elif isinstance(event, eng.ResumeData):
+            self._write_resume(event.data)
+        elif isinstance(event, eng.TorrentFailed):
+            self._save_resume_blocking()
+            raise StorageError(event.path or self.name, event.message)
+        elif isinstance(event, eng.SessionFailed):
+            raise TorrentdsError(self.spec.save_path, event.message)
+        elif isinstance(event, eng.TrackerFailed):
+            self._warn(f"tracker {event.url}: {event.message}", quiet=True)
+
+    def _warn(self, text: str, quiet: bool = False) -> None:
+        if not quiet:
+            self.warnings.append(text)
+        self.emit({"event": "warning", "message": text})
+
+    # -- metadata and the manifest ---------------------------------------------
+    def _on_metadata(self) -> None:
+        if self.dataset_dir is not None:
+            return
+        files = self._files()
+        self.name = self.ref.name()
+        self.dataset_dir = self.spec.save_path / (self.spec.root_name or self.name)
+        self.total_size = sum(size for _, size in files)
+        (self.dataset_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        copy = self.dataset_dir / STATE_DIR / "dataset.torrent"
+        if not copy.exists():
+            manifest.write_atomic(copy, self.ref.torrent_bytes())
+        self.ready_log = handoff.ReadyLog(self.dataset_dir)
+        self.manifest_index = next(
+            (i for i, (p, _) in enumerate(files) if p == manifest.MANIFEST_NAME), None)
+        self.emit({"event": "metadata", "name": self.name, "bytes": self.total_size,
+                   "files": len(files), "pieces": self.ref.num_pieces(),
+                   "piece_size": self.ref.piece_size(),
+                   "manifest": self.manifest_index is not None})
+        st = self.ref.status(with_pieces=True)
+        self.have = {i for i, h in enumerate(st.pieces) if h}
+        if self.manifest_index is None:
+            self._warn("no torrentds.json in this torrent: each .tar is checked by its pieces "
+                       "only, with no sha256 to compare")
+            self._track([ShardEntry(p, "data", size, "", 0)
+                         for p, size in files if p.endswith(".tar")], files)
+        else:
+            prio = [4] * len(files)
+            prio[self.manifest_index] = 7  # fetched first: it says what every shard must be
+            self.ref.prioritize_files(prio)
+            self._try_manifest()
+
+    def _try_manifest(self) -> None:
+        if self.manifest is not None or self.manifest_index is None or self.dataset_dir is None:
+            return
+        files = self._files()
+        offsets = _offsets(files)
+        start, size = offsets[self.manifest_index], files[self.manifest_index][1]
+        pieces = _piece_span(start, size, self.ref.piece_size())
+        if not all(p in self.have for p in pieces):
+            return
+        if not (self.opts.seeding_only or self.manifest_flushed):
+            self.manifest_wanted = True  # read it only after a flush puts it on disk
+            return
+        self.manifest = _load_checked(self.dataset_dir, files, self.ref.piece_size())
+        self._track(self.manifest.shards, files)
+
+    def _track(self, entries: list[ShardEntry], files: list[tuple[str, int]]) -> None:
+        assert self.dataset_dir is not None
+        offsets = dict(zip((p for p, _ in files), _offsets(files), strict=True))
+        piece_size = self.ref.piece_size()
+        for entry in entries:
+            shard = _Shard(entry, self.dataset_dir / entry.path,
+                           _piece_span(offsets[entry.path], entry.bytes, piece_size))
+            self.shards.append(shard)
+            for p in shard.pieces:
+                self.by_piece.setdefault(p, []).append(shard)
+        assert self.ready_log is not None
+        for shard in self.shards:
+            if shard.entry.path in self.ready_log.logged and self._complete_pieces(shard):
+                shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
+        self._rescan()
+
+    def _files(self) -> list[tuple[str, int]]:
+        """The torrent's files relative to the dataset folder, in torrent order."""
+        return [(p.split("/", 1)[-1], size) for p, size in self.ref.files()]
+
+    # -- shards -----------------------------------------------------------------
+    def _complete_pieces(self, shard: _Shard) -> bool:
+        return all(p in self.have for p in shard.pieces)
+
+    def _check_piece(self, piece: int) -> None:
+        if self.manifest is None:
+            self._try_manifest()
+        for shard in self.by_piece.get(piece, ()):
+            if not shard.ready and self._complete_pieces(shard):
+                self.candidates.add(shard.entry.path)
+
+    def _rescan(self) -> None:
+        st = self.ref.status(with_pieces=True)
+        if st.pieces:
+            self.have = {i for i, h in enumerate(st.pieces) if h}
+        if self.manifest is None:
+            self._try_manifest()
+        for shard in self.shards:
+            if not shard.ready and self._complete_pieces(shard):
+                self.candidates.add(shard.entry.path)
+
+    def _flush(self) -> None:
+        self.flush_pending = True
+        self.flush_at = time.monotonic()
+        self.ref.flush()
+
+    def _on_flushed(self) -> None:
+        if not self.flush_pending:
+            return
+        self.flush_pending = False
+        if self.manifest_wanted:
+            self.manifest_wanted = False
+            self.manifest_flushed = True
+            self._try_manifest()
+        self._verify_candidates()
+
+    def _verify_candidates(self) -> None:
+        by_path = {s.entry.path: s for s in self.shards}
+        recheck = False
+        for path in sorted(self.candidates):
+            shard = by_path[path]
+            if shard.ready or not self._complete_pieces(shard):
+                continue
+            digest = hashing.sha256_file(shard.file_path)
+            expected = shard.entry.sha256
+            if expected and digest != expected:
+                shard.failures += 1
+                self._warn(f"{shard.file_path}: sha256 {digest[:12]}… does not match the "
+                           f"manifest's {expected[:12]}…; re-checking and fetching it again")
+                if shard.failures >= MAX_SHARD_FAILURES:
+                    raise ManifestError(shard.file_path, "sha256 keeps disagreeing with the "
+                                        "manifest although every piece passed; the manifest "
+                                        "does not describe this torrent's data")
+                recheck = True
+                continue
+            entry = shard.entry if expected else _with_sha(shard.entry, digest)
+            shard.ready = True
+            assert self.ready_log is not None
+            record = self.ready_log.append(entry)
+            if record is not None:
+                self.emit({"event": "shard_ready", "path": entry.path, "split": entry.split,
+                           "samples": entry.samples, "bytes": entry.bytes,
+                           "sha256": digest})
+            # A verified shard must survive a crash: save resume data now.
+            self._request_resume()
+        self.candidates.clear()
+        if recheck:
+            self.have.clear()
+            self.ref.force_recheck()
+
+    def _is_complete(self) -> bool:
+        if self.dataset_dir is None or (not self.shards and self.manifest_index is not None):
+            return False
+        if not all(s.ready for s in self.shards):
+            return False
+        st = self.ref.status()
+        return st.is_seeding or (st.total_wanted > 0 and st.total_done == st.total_wanted)
+
+    def _complete(self) -> None:
+        self.completed = True
+        # Flush so "completed" means on disk, then persist resume data.
+        self.ref.flush()
+        self._save_resume_blocking(wait_flush=True)
+        st = self.ref.status()
+        self.emit({"event": "completed", "downloaded": st.downloaded, "uploaded": st.uploaded,
+                   "shards": len(self.shards), "dataset_dir": str(self.dataset_dir)})
+
+    # -- resume data ------------------------------------------------------------
+    def _request_resume(self) -> None:
+        if not self.resume_waiting:
+            self.resume_waiting = True
+            self.ref.save_resume()
+
+    def _write_resume(self, data: bytes) -> None:
+        self.resume_waiting = False
+        self.resume_path.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_atomic(self.resume_path, data)
+
+    def _save_resume_blocking(self, wait_flush: bool = False, timeout: float = 8.0) -> None:
+        """Request resume data and handle events until it is written (bounded)."""
+        self.resume_waiting = False
+        self._request_resume()
+        flushed = not wait_flush
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self.resume_waiting or not flushed):
+            for event in self.engine.events(0.2):
+                if event.infohash != self.ref.infohash:
+                    continue
+                if isinstance(event, eng.ResumeData):
+                    self._write_resume(event.data)
+                elif isinstance(event, eng.CacheFlushed):
+                    flushed = True
+                    self._on_flushed()
+                elif isinstance(event, eng.PieceFinished):
+                    self.have.add(event.piece)
+
+    # -- progress ---------------------------------------------------------------
+    def _progress(self, seeding_since: float | None) -> None:
+        st = self.ref.status()
+        remaining = st.total_wanted - st.total_done
+        eta = remaining / st.download_rate if st.download_rate > 0 else None
+        event: dict[str, Any] = {
+            "event": "progress", "state": st.state, "done": st.total_done,
+            "total": st.total_wanted, "progress": round(st.progress, 4),
+            "down_rate": st.download_rate, "up_rate": st.upload_rate, "peers": st.peers,
+            "shards_ready": sum(s.ready for s in self.shards), "shards_total": len(self.shards),
+            "eta": round(eta, 1) if eta is not None else None,
+            "downloaded": st.downloaded, "uploaded": st.uploaded,
+        }
+        if seeding_since is not None and math.isfinite(self.opts.seed_hours):
+            left = self.opts.seed_hours * 3600 - (time.monotonic() - seeding_since)
+            event["seeding_left"] = round(max(left, 0.0), 1)
+        self.emit(event)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _offsets(files: list[tuple[str, int]]) -> list[int]:
+    out, total = [], 0
+    for _, size in files:
+        out.append(total)
+        total += size
+    return out
+
+
+def _piece_span(start: int, size: int, piece_size: int) -> range:
+    first = start // piece_size
+    last = (start + max(size, 1) - 1) // piece_size
+    return range(first, last + 1)
+
+
+def _with_sha(entry: ShardEntry, sha: str) -> ShardEntry:
+    return ShardEntry(entry.path, entry.split, entry.bytes, sha, entry.samples,
+                      entry.first_piece, entry.last_piece)
+
+
+def _load_checked(dataset_dir: Path, files: list[tuple[str, int]], piece_size: int) -> Manifest:
+    """The downloaded manifest, refused if it disagrees with the torrent."""
+    doc = manifest.load(dataset_dir)
+    where = dataset_dir / manifest.MANIFEST_NAME
+    sizes = dict(files)
+    offsets = dict(zip((p for p, _ in files), _offsets(files), strict=True))
+    for s in doc.shards:
+        key = s.path
+        if sizes.get(key) != s.bytes:
+            raise ManifestError(where, f"{s.path}: not in the torrent with {s.bytes} bytes")
+        span = _piece_span(offsets[key], s.bytes, piece_size)
+        if (span.start, span.stop - 1) != (s.first_piece, s.last_piece):
+            raise ManifestError(where, f"{s.path}: piece range {s.first_piece}-{s.last_piece} "
+                                       f"disagrees with the torrent ({span.start}-{span.stop - 1})")
+    if doc.piece_size != piece_size:
+        raise ManifestError(where, f"piece_size {doc.piece_size} != torrent's {piece_size}")
+    return doc
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure we can write in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(folder, f"cannot create: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(folder, "folder is not writable")
