@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from torrentds.cli import main
 from torrentds.demo_data import make_tiny_imagenet, png_bytes
@@ -38,9 +40,20 @@ SUBPROCESS_TIMEOUT = 60.0
 
 def base_create_args(data_dir: Path, torrent: Path) -> list[str]:
     """``create`` flags every test uses: local tracker only, small shards and pieces."""
-    return ["create", str(data_dir), "--no-default-trackers", "--tracker", TRACKER,
-            "--no-check-web-seeds", "--shard-size", str(SHARD), "--piece-size", str(PIECE),
-            "-o", str(torrent)]
+    return [
+        "create",
+        str(data_dir),
+        "--no-default-trackers",
+        "--tracker",
+        TRACKER,
+        "--no-check-web-seeds",
+        "--shard-size",
+        str(SHARD),
+        "--piece-size",
+        str(PIECE),
+        "-o",
+        str(torrent),
+    ]
 
 
 @dataclass(frozen=True)
@@ -68,9 +81,14 @@ class CreateRun(Protocol):
 
 
 class ConsoleRun(Protocol):
-    def __call__(self, *args: str, cwd: Path | None = None,
-                 preexec_fn: Callable[[], None] | None = None
-                 ) -> subprocess.CompletedProcess[str]: ...
+    def __call__(
+        self, *args: str, cwd: Path | None = None, preexec_fn: Callable[[], None] | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep Hypothesis's cache out of the source tree (no .hypothesis/ beside tests)."""
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"torrentds-hypothesis-{os.getuid()}")
 
 
 @pytest.fixture
@@ -86,7 +104,8 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRun:
         if expect is not None:
             assert result.exit_code == expect, (
                 f"exit {result.exit_code} != {expect}\nstdout: {result.stdout}\n"
-                f"stderr: {result.stderr}")
+                f"stderr: {result.stderr}"
+            )
         return result
 
     return run
@@ -100,8 +119,13 @@ def create(cli: CliRun, tmp_path: Path) -> CreateRun:
         torrent = torrent or tmp_path / "torrents" / f"{data_dir.name}.torrent"
         result = cli(*base_create_args(data_dir, torrent), *extra, "--json")
         doc: dict[str, Any] = json.loads(result.stdout)
-        return Created(data_dir=data_dir, dataset_dir=Path(doc["dataset_dir"]),
-                       torrent=Path(doc["torrent"]), infohash=doc["infohash"], result=doc)
+        return Created(
+            data_dir=data_dir,
+            dataset_dir=Path(doc["dataset_dir"]),
+            torrent=Path(doc["torrent"]),
+            infohash=doc["infohash"],
+            result=doc,
+        )
 
     return run
 
@@ -112,18 +136,28 @@ def console(tmp_path: Path) -> ConsoleRun:
     if not CONSOLE_SCRIPT.is_file():
         pytest.fail(f"{CONSOLE_SCRIPT}: console script not installed (pip install -e .)")
 
-    def run(*args: str, cwd: Path | None = None,
-            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, cwd: Path | None = None, preexec_fn: Callable[[], None] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONUTF8": "1", "COLUMNS": "200"}
-        return subprocess.run([str(CONSOLE_SCRIPT), *args], cwd=cwd or tmp_path, env=env,
-                              capture_output=True, text=True, errors="replace",
-                              timeout=SUBPROCESS_TIMEOUT, preexec_fn=preexec_fn, check=False)
+        return subprocess.run(
+            [str(CONSOLE_SCRIPT), *args],
+            cwd=cwd or tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=SUBPROCESS_TIMEOUT,
+            preexec_fn=preexec_fn,
+            check=False,
+        )
 
     return run
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], subject: str,
-                          code: int | None = None) -> str:
+def assert_one_line_error(
+    proc: subprocess.CompletedProcess[str], subject: str, code: int | None = None
+) -> str:
     """A failed run printed exactly one ``torrentds: error:`` line naming ``subject``."""
     assert proc.returncode != 0, f"expected failure, got exit 0: {proc.stdout}"
     if code is not None:
@@ -139,20 +173,22 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], subject: str,
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under ``root`` (hidden ones too) -> sha256 of a file, or "dir"/"link"."""
+    """Every entry under ``root`` (hidden ones too) -> sha256 of a file, or "dir"/"link".
+
+    Names that are not UTF-8 come through as surrogate escapes, so they are listed too.
+    """
     out: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
+    for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
-            full = os.path.join(dirpath, name)
-            rel = os.fsdecode(os.path.relpath(full, os.fsencode(root)))
-            if os.path.islink(full):
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink():
                 out[rel] = "link"
-            elif os.path.isdir(full):
+            elif full.is_dir():
                 out[rel] = "dir"
             else:
                 try:
-                    with open(full, "rb") as fh:
-                        out[rel] = hashlib.sha256(fh.read()).hexdigest()
+                    out[rel] = sha256_of(full)
                 except PermissionError:
                     out[rel] = "unreadable"
     return out
@@ -176,10 +212,15 @@ def write_images(folder: Path, names: Sequence[str], rng: random.Random) -> dict
 @pytest.fixture
 def tiny_imagenet(tmp_path: Path) -> Path:
     """Tiny-ImageNet-200's layout: 3 classes, 6 train + 2 val each, 3 unlabelled test images."""
-    root = make_tiny_imagenet(tmp_path / "tiny-imagenet-200", classes=3, train_per_class=6,
-                              val_per_class=2, image_size=24, seed=7)
-    write_images(root / "test" / "images", [f"test_{i}.png" for i in range(3)],
-                 random.Random(11))
+    root = make_tiny_imagenet(
+        tmp_path / "tiny-imagenet-200",
+        classes=3,
+        train_per_class=6,
+        val_per_class=2,
+        image_size=24,
+        seed=7,
+    )
+    write_images(root / "test" / "images", [f"test_{i}.png" for i in range(3)], random.Random(11))
     return root
 
 

@@ -33,8 +33,9 @@ def read_wds(urls: list[Path]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for sample in dataset:
         assert isinstance(sample, dict)
-        out.append({k: v for k, v in sample.items()
-                    if k == "__key__" or not k.startswith(DUNDER_PREFIX)})
+        out.append(
+            {k: v for k, v in sample.items() if k == "__key__" or not k.startswith(DUNDER_PREFIX)}
+        )
     return out
 
 
@@ -88,27 +89,36 @@ def test_tiny_imagenet_round_trip(tiny_imagenet: Path, create: CreateRun) -> Non
     train = samples_by_key(read_wds(split_urls(made.dataset_dir, doc, "train")))
     images = sorted((tiny_imagenet / "train").glob("*/images/*.png"))
     assert len(images) == 18
-    assert train == {p.stem: {"png": p.read_bytes(),
-                              "cls": str(classes.index(p.parent.parent.name)).encode()}
-                     for p in images}
+    assert train == {
+        p.stem: {"png": p.read_bytes(), "cls": str(classes.index(p.parent.parent.name)).encode()}
+        for p in images
+    }
 
-    annotations = dict(line.split("\t")[:2] for line in
-                       (tiny_imagenet / "val" / "val_annotations.txt").read_text().splitlines())
+    annotations = dict(
+        line.split("\t")[:2]
+        for line in (tiny_imagenet / "val" / "val_annotations.txt").read_text().splitlines()
+    )
     val = samples_by_key(read_wds(split_urls(made.dataset_dir, doc, "val")))
-    assert val == {Path(name).stem: {
-        "png": (tiny_imagenet / "val" / "images" / name).read_bytes(),
-        "cls": str(classes.index(wnid)).encode()} for name, wnid in annotations.items()}
+    assert val == {
+        Path(name).stem: {
+            "png": (tiny_imagenet / "val" / "images" / name).read_bytes(),
+            "cls": str(classes.index(wnid)).encode(),
+        }
+        for name, wnid in annotations.items()
+    }
 
     # test/images has no labels: samples carry the image only.
     test = samples_by_key(read_wds(split_urls(made.dataset_dir, doc, "test")))
-    assert test == {p.stem: {"png": p.read_bytes()}
-                    for p in (tiny_imagenet / "test" / "images").glob("*.png")}
+    assert test == {
+        p.stem: {"png": p.read_bytes()} for p in (tiny_imagenet / "test" / "images").glob("*.png")
+    }
     assert len(test) == 3
 
 
 @pytest.mark.parametrize("piece_size", [16 << 10, 64 << 10])
-def test_packed_shards_are_padded_to_whole_pieces(tiny_imagenet: Path, create: CreateRun,
-                                                  piece_size: int) -> None:
+def test_packed_shards_are_padded_to_whole_pieces(
+    tiny_imagenet: Path, create: CreateRun, piece_size: int
+) -> None:
     made = create(tiny_imagenet, "--shard-size", "20K", "--piece-size", str(piece_size))
     doc = made.manifest
     assert doc["piece_size"] == piece_size
@@ -139,7 +149,7 @@ def test_webdataset_reads_a_zero_padded_tar_exactly(tmp_path: Path) -> None:
     assert path.stat().st_size % (64 << 10) == 0
 
     samples = read_wds([path])
-    expected = {name.split(".")[0]: {} for name, _ in members}
+    expected: dict[str, dict[str, bytes]] = {name.split(".")[0]: {} for name, _ in members}
     for name, data in members:
         key, ext = name.split(".", 1)
         expected[key][ext] = data
@@ -190,8 +200,10 @@ def test_generic_folder_with_split_folders(tmp_path: Path, create: CreateRun) ->
     doc = made.manifest
     assert set(doc["splits"]) == {"test", "train"}
     train = samples_by_key(read_wds(split_urls(made.dataset_dir, doc, "train")))
-    assert train == {"a": {"txt": b"train/a.txt"},
-                     "b": {"json": b"train/b.json", "txt": b"train/b.txt"}}
+    assert train == {
+        "a": {"txt": b"train/a.txt"},
+        "b": {"json": b"train/b.json", "txt": b"train/b.txt"},
+    }
     test = samples_by_key(read_wds(split_urls(made.dataset_dir, doc, "test")))
     assert test == {"c": {"txt": b"test/c.txt"}}
 
@@ -230,18 +242,24 @@ def test_clashing_image_keys_are_refused(tmp_path: Path, create: CreateRun, cli:
     assert samples["a_b"]["png"] == (root / "train" / "cat" / "a.b.png").read_bytes()
 
 
-def test_same_input_gives_identical_bytes(tiny_imagenet: Path, create: CreateRun,
-                                          tmp_path: Path) -> None:
-    first = create(tiny_imagenet, "--shards-dir", str(tmp_path / "one"),
-                   torrent=tmp_path / "one.torrent")
-    second = create(tiny_imagenet, "--shards-dir", str(tmp_path / "two"),
-                    torrent=tmp_path / "two.torrent")
+def test_same_input_gives_identical_bytes(
+    tiny_imagenet: Path, create: CreateRun, tmp_path: Path
+) -> None:
+    first = create(
+        tiny_imagenet, "--shards-dir", str(tmp_path / "one"), torrent=tmp_path / "one.torrent"
+    )
+    second = create(
+        tiny_imagenet, "--shards-dir", str(tmp_path / "two"), torrent=tmp_path / "two.torrent"
+    )
     assert first.infohash == second.infohash
     assert first.torrent.read_bytes() == second.torrent.read_bytes()
 
     def contents(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): sha256_of(p)
-                for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): sha256_of(p)
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
     one, two = contents(first.dataset_dir), contents(second.dataset_dir)
     assert len([k for k in one if k.endswith(".tar")]) >= 2

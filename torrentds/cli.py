@@ -381,9 +381,11 @@ def _print_summary(result: transfer.JobResult) -> None:
               help="Extra tracker announce URL (repeatable).")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="Give up (exit 1) if not complete after this long.")
+@click.option("--no-default-trackers", is_flag=True,
+              help="A bare info-hash gets no Academic Torrents trackers (closed clusters).")
 @_network_options
 def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tuple[str, ...],
-        timeout: float | None, listen: str, peers: tuple[str, ...], dht: bool, lsd: bool,
+        timeout: float | None, no_default_trackers: bool, listen: str, peers: tuple[str, ...], dht: bool, lsd: bool,
         upnp: bool, utp: bool, max_upload: int, max_download: int, seed_hours: str,
         seed_ratio: float | None, as_json: bool) -> None:
     """Download SOURCE, verify every piece and shard, then seed as asked.
@@ -396,7 +398,7 @@ def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tupl
     opts = service.GetOptions(
         source=source, directory=directory, seed_hours=_float_or_inf(seed_hours),
         seed_ratio=seed_ratio, peers=peers, web_seeds=web_seeds, trackers=trackers,
-        timeout=timeout,
+        timeout=timeout, default_trackers=not no_default_trackers,
         session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp))
 
     def run() -> None:

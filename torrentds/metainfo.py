@@ -148,18 +148,21 @@ def _check_names(t: torf.Torrent, source: str) -> None:
                 raise MetainfoError(source, f"unsafe file name {text!r} in torrent")
 
 
-def parse_source(text: str) -> Source:
-    """Recognise and read SOURCE: magnet, .torrent path, http(s) URL or info-hash."""
+def parse_source(text: str, default_trackers: bool = True) -> Source:
+    """Recognise and read SOURCE: magnet, .torrent path, http(s) URL or info-hash.
+
+    A bare info-hash becomes a magnet with the default trackers, unless
+    ``default_trackers`` is false (closed clusters, tests).
+    """
     if text.startswith("magnet:"):
         return Source("magnet", text, _magnet_info(text))
     if text.startswith(("http://", "https://")):
         data = fetch_torrent(text)
         return Source("url", text, read_torrent(data, text), data)
     if _HEX40.match(text):
-        infohash = text.lower()
-        tr = "&".join(f"tr={quote(u, safe='')}" for tier in DEFAULT_TRACKERS
-                      for u in tier)
-        return Source("infohash", text, _magnet_info(f"magnet:?xt=urn:btih:{infohash}&{tr}"))
+        tiers = DEFAULT_TRACKERS if default_trackers else ()
+        tr = "".join(f"&tr={quote(u, safe='')}" for tier in tiers for u in tier)
+        return Source("infohash", text, _magnet_info(f"magnet:?xt=urn:btih:{text.lower()}{tr}"))
     path = Path(text)
     if path.exists():
         try:

@@ -82,6 +82,7 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
         trackers = [list(tier) for tier in metainfo.DEFAULT_TRACKERS] + trackers
     warnings = [f"{plan.root / rel}: not a .tar shard, left out of the torrent"
                 for rel in plan.ignored]
+    _mkdir(output.parent)  # before any work: a bad -o fails fast, leaving nothing behind
 
     if plan.layout == "adopted":
         root = root_now = data_dir
@@ -92,9 +93,12 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
         root = Path(os.path.abspath(opts.shards_dir or data_dir.with_name(data_dir.name + "-wds")))
         if root == data_dir or root.is_relative_to(data_dir):
             raise UsageError(root, "--shards-dir must be outside the dataset folder")
+        if data_dir.is_relative_to(root):
+            # --force would replace (delete) the folder holding the dataset itself.
+            raise UsageError(root, "--shards-dir must not contain the dataset folder")
         if root.exists() and not opts.force:
             raise OutputExistsError(root, "exists (use --force to replace it)")
-        root.parent.mkdir(parents=True, exist_ok=True)
+        _mkdir(root.parent)
         staging = root.with_name(f".{root.name}.partial-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -123,7 +127,6 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
         state = root_now / STATE_DIR
         state.mkdir(exist_ok=True)
         manifest.write_atomic(state / TORRENT_COPY, data)
-        output.parent.mkdir(parents=True, exist_ok=True)
         finish(opts.force)
         manifest.write_atomic(output, data)
     except BaseException:
@@ -149,6 +152,14 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
 def _check_piece_size(size: int) -> None:
     if size < 16 << 10 or size & (size - 1):
         raise UsageError(str(size), "piece size must be a power of two of at least 16 KiB")
+
+
+def _mkdir(folder: Path) -> None:
+    """Create ``folder`` and its parents; a path under a file is a one-line error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(folder, f"cannot create folder: {exc.strerror or exc}") from exc
 
 
 def _no_move(force: bool) -> None:
@@ -338,6 +349,7 @@ class GetOptions:
     web_seeds: tuple[str, ...] = ()
     trackers: tuple[str, ...] = ()
     timeout: float | None = None
+    default_trackers: bool = True
     session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
 
 
@@ -351,13 +363,14 @@ def _check_seed_limits(hours: float, ratio: float | None) -> None:
 def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
     """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
-    src = metainfo.parse_source(opts.source)
+    src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)
     resume_file = directory / STATE_DIR / "resume" / f"{src.info.infohash}.resume"
     resume = resume_file.read_bytes() if resume_file.is_file() else None
     spec = engine.AddSpec(save_path=directory, torrent=src.torrent,
-                          magnet=src.text if src.torrent is None else None, resume=resume,
+                          magnet=src.info.magnet if src.torrent is None else None,
+                          resume=resume,
                           trackers=opts.trackers, web_seeds=opts.web_seeds, peers=opts.peers)
     job_opts = transfer.JobOptions(save_path=directory, seed_hours=opts.seed_hours,
                                    seed_ratio=opts.seed_ratio, peers=opts.peers,

@@ -184,7 +184,8 @@ class Job:
             self._check_piece(event.piece)
         elif isinstance(event, eng.HashFailed):
             self.hash_failures += 1
-            self._warn(f"piece {event.piece} failed its hash check; fetching it again")
+            # From a peer's bad data, or (seed mode) our own disk copy changed.
+            self._warn(f"piece {event.piece} failed its hash check; it will be fetched again")
         elif isinstance(event, eng.PeerBanned):
             self._warn(f"peer {event.peer} banned for sending corrupt data")
         elif isinstance(event, eng.TorrentChecked):

@@ -1,0 +1,300 @@
+"""``get`` and ``seed`` with real libtorrent processes, opentracker and nginx on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
+from torrentds.demo_data import make_tiny_imagenet
+
+pytestmark = pytest.mark.skipif(shutil.which("opentracker") is None,
+                                reason="needs Debian's opentracker (make setup)")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    origin: Path  # the seeder's dataset folder (NAME-wds)
+    torrent: Path
+    infohash: str
+    name: str
+    size: int
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opentracker]:
+    t = Opentracker(tmp_path_factory.mktemp("opentracker"))
+    yield t
+    t.stop()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, Path]]:
+    root = tmp_path_factory.mktemp("www")
+    server = Nginx(root, tmp_path_factory.mktemp("nginx"))
+    yield server, root
+    server.stop()
+
+
+def _create(base: Path, tracker: Opentracker, *extra: str, classes: int = 6,
+            per_class: int = 40) -> Dataset:
+    raw = make_tiny_imagenet(base / "tiny", classes=classes, train_per_class=per_class,
+                             val_per_class=10, image_size=64)
+    out = subprocess.run(
+        [*_cli(), "create", str(raw), "--no-default-trackers", "--tracker", tracker.url,
+         "--shard-size", "256K", "--piece-size", "64K", "-o", str(base / "tiny.torrent"),
+         "--json", *extra],
+        capture_output=True, text=True, check=True, timeout=120)
+    result = json.loads(out.stdout)
+    tracker.allow(result["infohash"])
+    return Dataset(Path(result["dataset_dir"]), base / "tiny.torrent", result["infohash"],
+                   result["name"], result["bytes"])
+
+
+def _cli() -> list[str]:
+    from tests.procs import TORRENTDS
+
+    return TORRENTDS
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, tracker: Opentracker) -> Dataset:
+    return _create(tmp_path_factory.mktemp("ds"), tracker)
+
+
+def _seed(ds: Dataset, *extra: str) -> Torrentds:
+    return Torrentds(["seed", str(ds.origin), str(ds.torrent), "--skip-check", "--json",
+                      *ISOLATED, *extra])
+
+
+def _get(source: str, dest: Path, *extra: str) -> Torrentds:
+    return Torrentds(["get", source, "-d", str(dest), "--json", *ISOLATED, *extra])
+
+
+def _assert_intact(folder: Path) -> None:
+    """Every shard's sha256 right, checked by the real ``sha256sum -c``."""
+    done = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shards = json.loads((folder / "torrentds.json").read_text())["shards"]
+    ready = [json.loads(line) for line in
+             (folder / ".torrentds" / "ready.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in ready) == sorted(s["path"] for s in shards)
+
+
+def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset)
+    leechers = [_get(str(dataset.torrent), tmp_path / f"peer{i}") for i in range(3)]
+    with running(seeder, *leechers):
+        for leecher in leechers:
+            assert leecher.finish(120) == 0, leecher.stderr
+            done = leecher.wait_event("done", 1)
+            assert done["shards_ready"] == done["shards_total"] > 0
+        for i in range(3):
+            _assert_intact(tmp_path / f"peer{i}" / dataset.name)
+        assert sum(leecher.wait_event("done", 1)["downloaded"] for leecher in leechers) \
+            >= 3 * dataset.size
+
+
+def test_peer_only_no_tracker(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset)
+    with running(seeder):
+        leecher = _get(dataset.infohash, tmp_path, "--no-default-trackers", "--peer",
+                       f"127.0.0.1:{seeder.port}", "--timeout", "120")
+        with running(leecher):
+            assert leecher.finish(150) == 0, leecher.stderr
+            leecher.wait_event("metadata", 1)
+        _assert_intact(tmp_path / dataset.name)
+
+
+def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset)
+    magnet = f"magnet:?xt=urn:btih:{dataset.infohash}&dn={dataset.name}"
+    with running(seeder):
+        leecher = _get(magnet, tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
+        with running(leecher):
+            assert leecher.finish(120) == 0, leecher.stderr
+        kinds = [e["event"] for e in leecher.events]
+        assert kinds.index("metadata") < kinds.index("shard_ready") < kinds.index("completed")
+        _assert_intact(tmp_path / dataset.name)
+        assert (tmp_path / dataset.name / ".torrentds" / "dataset.torrent").is_file()
+
+
+def test_web_seed_only(tmp_path: Path, tracker: Opentracker,
+                       web: tuple[Nginx, Path]) -> None:
+    server, root = web
+    ds = _create(tmp_path, tracker, "--web-seed", server.url, "--name", "webseeded")
+    # nginx serves NAME/... : the BEP 19 URL + torrent name + path.
+    (root / ds.name).symlink_to(ds.origin)
+    before = server.requests_served()
+    leecher = _get(str(ds.torrent), tmp_path / "dl", "--timeout", "120")
+    with running(leecher):
+        assert leecher.finish(150) == 0, leecher.stderr
+    _assert_intact(tmp_path / "dl" / ds.name)
+    assert server.requests_served() > before
+
+
+def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) -> None:
+    ds = _create(tmp_path, tracker, classes=8, per_class=120)
+    seeder = _seed(ds, "--max-upload", "2M")
+    with running(seeder):
+        first = _get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        with running(first):
+            first.wait_event("progress", 60, where=lambda e: e["progress"] > 0.4)
+            first.wait_event("shard_ready", 10)
+            first.kill(signal.SIGKILL)
+        ready_before = (tmp_path / "dl" / ds.name / ".torrentds" / "ready.jsonl").read_text()
+        second = _get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        with running(second):
+            assert second.finish(120) == 0, second.stderr
+        downloaded = second.wait_event("done", 1)["downloaded"]
+        assert 0 < downloaded < ds.size * 0.75
+        _assert_intact(tmp_path / "dl" / ds.name)
+        lines = (tmp_path / "dl" / ds.name / ".torrentds" / "ready.jsonl").read_text()
+        assert lines.startswith(ready_before)
+        paths = [json.loads(x)["path"] for x in lines.splitlines()]
+        assert len(paths) == len(set(paths))  # nothing logged twice
+
+
+@pytest.mark.parametrize("limit", [["--seed-hours", "0.001"], ["--seed-ratio", "1.0"]])
+def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path,
+                                        limit: list[str]) -> None:
+    seeder = Torrentds(["seed", str(dataset.origin), str(dataset.torrent), "--json",
+                        *ISOLATED, *limit])
+    with running(seeder):
+        if limit[0] == "--seed-ratio":
+            leecher = _get(str(dataset.torrent), tmp_path, "--peer",
+                           f"127.0.0.1:{seeder.port}")
+            with running(leecher):
+                assert leecher.finish(120) == 0
+        assert seeder.finish(60) == 0, seeder.stderr
+    done = seeder.wait_event("done", 1)
+    if limit[0] == "--seed-ratio":
+        assert done["uploaded"] >= dataset.size
+    else:
+        assert 3.0 <= done["seconds_seeded"] < 30
+
+
+def test_sigterm_saves_resume_and_exits_0(dataset: Dataset, tmp_path: Path) -> None:
+    leecher = _get(str(dataset.torrent), tmp_path)  # no peers: it waits
+    with running(leecher):
+        leecher.wait_event("metadata", 30)
+        started = time.monotonic()
+        leecher.proc.send_signal(signal.SIGTERM)
+        assert leecher.finish(10) == 0
+        assert time.monotonic() - started < 10
+    assert leecher.wait_event("done", 1)["stopped"] is True
+    assert list((tmp_path / ".torrentds" / "resume").glob(f"{dataset.infohash}.resume"))
+
+
+@pytest.mark.parametrize("skip_check", [True, False])
+def test_corrupt_seeder_does_not_corrupt_leecher(tmp_path: Path, tracker: Opentracker,
+                                                 web: tuple[Nginx, Path], skip_check: bool) -> None:
+    server, root = web
+    ds = _create(tmp_path, tracker, "--name", f"corrupted-{skip_check}")
+    good = tmp_path / "good" / ds.name
+    shutil.copytree(ds.origin, good)
+    (root / ds.name).symlink_to(good)
+    seeder = Torrentds(["seed", str(ds.origin), str(ds.torrent), "--json", *ISOLATED,
+                        *(["--skip-check"] if skip_check else [])])
+    dest = tmp_path / "dl"
+    with running(seeder):
+        port = seeder.port
+        seeder.wait_event("completed", 30)
+        with (ds.origin / "train" / "train-000000.tar").open("r+b") as fh:
+            fh.seek(2000)  # the seeder's copy of piece 0 goes bad after it started
+            fh.write(b"\xff" * 64)
+        # Only the bad seeder: everything but the bad shard arrives, nothing wrong is kept.
+        first = _get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}", "--timeout", "8")
+        with running(first):
+            assert first.finish(60) == 1
+        ready = (dest / ds.name / ".torrentds" / "ready.jsonl").read_text()
+        assert "train/train-000000.tar" not in ready
+        assert ready.count("\n") >= 1
+        # A good web seed appears: the rerun completes with the right bytes.
+        second = _get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}",
+                      "--web-seed", server.url, "--timeout", "120")
+        with running(second):
+            assert second.finish(150) == 0, second.stderr
+        seeder.kill(signal.SIGTERM)
+        seeder.finish(10)
+    # The bad piece is reported: by the leecher (its piece check failed) or, in
+    # seed mode, by the seeder (libtorrent re-hashes a piece before serving it).
+    reported = [e for e in seeder.events + first.events + second.events
+                if e["event"] == "warning" and "piece 0 failed its hash check" in e["message"]]
+    assert reported
+    _assert_intact(dest / ds.name)
+
+
+def test_timeout_with_no_peers_exits_1(dataset: Dataset, tmp_path: Path) -> None:
+    leecher = _get(str(dataset.torrent), tmp_path, "--timeout", "3")
+    with running(leecher):
+        assert leecher.finish(30) == 1
+    assert "gave up after 3 s" in leecher.stderr
+    assert leecher.stderr.strip().count("\n") == 0  # one line, no traceback
+
+
+@pytest.mark.parametrize("source,message", [
+    ("magnet:?xt=urn:btih:nothex", "malformed magnet"),
+    ("0123456789abcdef", "40 hex digits"),
+    ("/nonexistent/file.torrent", "not a magnet, .torrent file"),
+])
+def test_bad_sources_one_line_exit_1(tmp_path: Path, source: str, message: str) -> None:
+    p = _get(source, tmp_path)
+    assert p.finish(30) == 1
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_not_a_torrent_file(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.torrent"
+    bogus.write_text("<html>hello</html>")
+    p = _get(str(bogus), tmp_path)
+    assert p.finish(30) == 1
+    assert "not a torrent file" in p.stderr
+
+
+def test_url_404_and_html(tmp_path: Path, web: tuple[Nginx, Path]) -> None:
+    server, root = web
+    (root / "page.html").write_text("<html>not a torrent</html>")
+    for path, message in (("missing.torrent", "HTTP 404"), ("page.html", "not a torrent")):
+        p = _get(server.url + path, tmp_path)
+        assert p.finish(30) == 1
+        assert message in p.stderr, p.stderr
+
+
+def test_dir_not_writable(dataset: Dataset, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    p = _get(str(dataset.torrent), blocker / "sub")
+    assert p.finish(30) == 1
+    assert str(blocker / "sub") in p.stderr
+
+
+def test_max_upload_limits_loopback_peers(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset, "--max-upload", "1M")
+    with running(seeder):
+        leecher = _get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
+        with running(leecher):
+            started = time.monotonic()
+            assert leecher.finish(120) == 0
+            elapsed = time.monotonic() - started
+    # ~2.4 MB at 1 MiB/s cannot arrive in under ~1.5 s; unlimited loopback takes ~0.5 s.
+    assert elapsed > dataset.size / (1 << 20) * 0.6, elapsed
+
+
+def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path) -> None:
+    p = Torrentds(["seed", str(tmp_path), str(dataset.torrent), "--json", *ISOLATED])
+    assert p.finish(30) == 1
+    assert "does not hold the torrent's data" in p.stderr
+    wait_until(lambda: p.proc.poll() is not None, 5, "exit")
+    assert not os.listdir(tmp_path)

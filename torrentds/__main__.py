@@ -1,0 +1,5 @@
+"""``python -m torrentds`` runs the CLI."""
+
+from torrentds.cli import main
+
+main()
