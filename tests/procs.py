@@ -36,8 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -61,9 +62,23 @@ class Opentracker:
         self.url = f"http://127.0.0.1:{self.port}/announce"
         # As root it chroots into -d, so the whitelist path is relative to it.
         self.proc = subprocess.Popen(
-            ["opentracker", "-i", "127.0.0.1", "-p", str(self.port), "-P", str(self.port),
-             "-d", str(self.dir), "-w", "whitelist.txt"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+            [
+                "opentracker",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-P",
+                str(self.port),
+                "-d",
+                str(self.dir),
+                "-w",
+                "whitelist.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.dir,
+        )
         wait_until(self._answers, 10, "opentracker to listen")
 
     def _answers(self) -> bool:
@@ -79,8 +94,10 @@ class Opentracker:
             fh.write(infohash + "\n")
         self.proc.send_signal(signal.SIGHUP)
         # %-encode every byte: a form encoder would turn 0x20 into "+".
-        query = (f"info_hash={quote_from_bytes(bytes.fromhex(infohash), safe='')}"
-                 "&peer_id=-TEST00-000000000000&port=1&uploaded=0&downloaded=0&left=1&compact=1")
+        query = (
+            f"info_hash={quote_from_bytes(bytes.fromhex(infohash), safe='')}"
+            "&peer_id=-TEST00-000000000000&port=1&uploaded=0&downloaded=0&left=1&compact=1"
+        )
 
         def accepted() -> bool:
             body = requests.get(f"{self.url}?{query}", timeout=2).content
@@ -135,8 +152,11 @@ http {{
 }}
 """)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.dir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self._answers, 10, "nginx to listen")
 
     def _answers(self) -> bool:
@@ -165,8 +185,14 @@ class Torrentds:
     def __init__(self, args: list[str], cwd: Path | None = None) -> None:
         self.args = args
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([*TORRENTDS, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+        self.proc = subprocess.Popen(
+            [*TORRENTDS, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
         self.events: list[Event] = []
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self.stderr = ""
@@ -199,8 +225,9 @@ class Torrentds:
         self.events.append(item)
         return True
 
-    def wait_event(self, kind: str, timeout: float,
-                   where: Callable[[Event], bool] = lambda e: True) -> Event:
+    def wait_event(
+        self, kind: str, timeout: float, where: Callable[[Event], bool] = lambda e: True
+    ) -> Event:
         deadline = time.monotonic() + timeout
         seen = 0
         while time.monotonic() < deadline:
@@ -213,9 +240,11 @@ class Torrentds:
                     if event.get("event") == kind and where(event):
                         return event
                 break
-        raise AssertionError(f"no {kind!r} event within {timeout} s from {self.args}; "
-                             f"exit={self.proc.poll()} stderr={self.stderr[-2000:]!r} "
-                             f"last events={self.events[-5:]}")
+        raise AssertionError(
+            f"no {kind!r} event within {timeout} s from {self.args}; "
+            f"exit={self.proc.poll()} stderr={self.stderr[-2000:]!r} "
+            f"last events={self.events[-5:]}"
+        )
 
     @property
     def port(self) -> int:

@@ -17,8 +17,9 @@ import pytest
 from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
 from torrentds.demo_data import make_tiny_imagenet
 
-pytestmark = pytest.mark.skipif(shutil.which("opentracker") is None,
-                                reason="needs Debian's opentracker (make setup)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("opentracker") is None, reason="needs Debian's opentracker (make setup)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,43 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, Path]
     server.stop()
 
 
-def _create(base: Path, tracker: Opentracker, *extra: str, classes: int = 6,
-            per_class: int = 40) -> Dataset:
-    raw = make_tiny_imagenet(base / "tiny", classes=classes, train_per_class=per_class,
-                             val_per_class=10, image_size=64)
+def _create(
+    base: Path, tracker: Opentracker, *extra: str, classes: int = 6, per_class: int = 40
+) -> Dataset:
+    raw = make_tiny_imagenet(
+        base / "tiny", classes=classes, train_per_class=per_class, val_per_class=10, image_size=64
+    )
     out = subprocess.run(
-        [*_cli(), "create", str(raw), "--no-default-trackers", "--tracker", tracker.url,
-         "--shard-size", "256K", "--piece-size", "64K", "-o", str(base / "tiny.torrent"),
-         "--json", *extra],
-        capture_output=True, text=True, check=True, timeout=120)
+        [
+            *_cli(),
+            "create",
+            str(raw),
+            "--no-default-trackers",
+            "--tracker",
+            tracker.url,
+            "--shard-size",
+            "256K",
+            "--piece-size",
+            "64K",
+            "-o",
+            str(base / "tiny.torrent"),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     result = json.loads(out.stdout)
     tracker.allow(result["infohash"])
-    return Dataset(Path(result["dataset_dir"]), base / "tiny.torrent", result["infohash"],
-                   result["name"], result["bytes"])
+    return Dataset(
+        Path(result["dataset_dir"]),
+        base / "tiny.torrent",
+        result["infohash"],
+        result["name"],
+        result["bytes"],
+    )
 
 
 def _cli() -> list[str]:
@@ -72,8 +97,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory, tracker: Opentracker) -> D
 
 
 def _seed(ds: Dataset, *extra: str) -> Torrentds:
-    return Torrentds(["seed", str(ds.origin), str(ds.torrent), "--skip-check", "--json",
-                      *ISOLATED, *extra])
+    return Torrentds(
+        ["seed", str(ds.origin), str(ds.torrent), "--skip-check", "--json", *ISOLATED, *extra]
+    )
 
 
 def _get(source: str, dest: Path, *extra: str) -> Torrentds:
@@ -82,12 +108,19 @@ def _get(source: str, dest: Path, *extra: str) -> Torrentds:
 
 def _assert_intact(folder: Path) -> None:
     """Every shard's sha256 right, checked by the real ``sha256sum -c``."""
-    done = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "SHA256SUMS"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     shards = json.loads((folder / "torrentds.json").read_text())["shards"]
-    ready = [json.loads(line) for line in
-             (folder / ".torrentds" / "ready.jsonl").read_text().splitlines()]
+    ready = [
+        json.loads(line)
+        for line in (folder / ".torrentds" / "ready.jsonl").read_text().splitlines()
+    ]
     assert sorted(r["path"] for r in ready) == sorted(s["path"] for s in shards)
 
 
@@ -101,15 +134,24 @@ def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_pat
             assert done["shards_ready"] == done["shards_total"] > 0
         for i in range(3):
             _assert_intact(tmp_path / f"peer{i}" / dataset.name)
-        assert sum(leecher.wait_event("done", 1)["downloaded"] for leecher in leechers) \
+        assert (
+            sum(leecher.wait_event("done", 1)["downloaded"] for leecher in leechers)
             >= 3 * dataset.size
+        )
 
 
 def test_peer_only_no_tracker(dataset: Dataset, tmp_path: Path) -> None:
     seeder = _seed(dataset)
     with running(seeder):
-        leecher = _get(dataset.infohash, tmp_path, "--no-default-trackers", "--peer",
-                       f"127.0.0.1:{seeder.port}", "--timeout", "120")
+        leecher = _get(
+            dataset.infohash,
+            tmp_path,
+            "--no-default-trackers",
+            "--peer",
+            f"127.0.0.1:{seeder.port}",
+            "--timeout",
+            "120",
+        )
         with running(leecher):
             assert leecher.finish(150) == 0, leecher.stderr
             leecher.wait_event("metadata", 1)
@@ -129,8 +171,7 @@ def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
         assert (tmp_path / dataset.name / ".torrentds" / "dataset.torrent").is_file()
 
 
-def test_web_seed_only(tmp_path: Path, tracker: Opentracker,
-                       web: tuple[Nginx, Path]) -> None:
+def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, Path]) -> None:
     server, root = web
     ds = _create(tmp_path, tracker, "--web-seed", server.url, "--name", "webseeded")
     # nginx serves NAME/... : the BEP 19 URL + torrent name + path.
@@ -166,14 +207,13 @@ def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) 
 
 
 @pytest.mark.parametrize("limit", [["--seed-hours", "0.001"], ["--seed-ratio", "1.0"]])
-def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path,
-                                        limit: list[str]) -> None:
-    seeder = Torrentds(["seed", str(dataset.origin), str(dataset.torrent), "--json",
-                        *ISOLATED, *limit])
+def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path, limit: list[str]) -> None:
+    seeder = Torrentds(
+        ["seed", str(dataset.origin), str(dataset.torrent), "--json", *ISOLATED, *limit]
+    )
     with running(seeder):
         if limit[0] == "--seed-ratio":
-            leecher = _get(str(dataset.torrent), tmp_path, "--peer",
-                           f"127.0.0.1:{seeder.port}")
+            leecher = _get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
             with running(leecher):
                 assert leecher.finish(120) == 0
         assert seeder.finish(60) == 0, seeder.stderr
@@ -197,15 +237,24 @@ def test_sigterm_saves_resume_and_exits_0(dataset: Dataset, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("skip_check", [True, False])
-def test_corrupt_seeder_does_not_corrupt_leecher(tmp_path: Path, tracker: Opentracker,
-                                                 web: tuple[Nginx, Path], skip_check: bool) -> None:
+def test_corrupt_seeder_does_not_corrupt_leecher(
+    tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, Path], skip_check: bool
+) -> None:
     server, root = web
     ds = _create(tmp_path, tracker, "--name", f"corrupted-{skip_check}")
     good = tmp_path / "good" / ds.name
     shutil.copytree(ds.origin, good)
     (root / ds.name).symlink_to(good)
-    seeder = Torrentds(["seed", str(ds.origin), str(ds.torrent), "--json", *ISOLATED,
-                        *(["--skip-check"] if skip_check else [])])
+    seeder = Torrentds(
+        [
+            "seed",
+            str(ds.origin),
+            str(ds.torrent),
+            "--json",
+            *ISOLATED,
+            *(["--skip-check"] if skip_check else []),
+        ]
+    )
     dest = tmp_path / "dl"
     with running(seeder):
         port = seeder.port
@@ -221,16 +270,27 @@ def test_corrupt_seeder_does_not_corrupt_leecher(tmp_path: Path, tracker: Opentr
         assert "train/train-000000.tar" not in ready
         assert ready.count("\n") >= 1
         # A good web seed appears: the rerun completes with the right bytes.
-        second = _get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}",
-                      "--web-seed", server.url, "--timeout", "120")
+        second = _get(
+            str(ds.torrent),
+            dest,
+            "--peer",
+            f"127.0.0.1:{port}",
+            "--web-seed",
+            server.url,
+            "--timeout",
+            "120",
+        )
         with running(second):
             assert second.finish(150) == 0, second.stderr
         seeder.kill(signal.SIGTERM)
         seeder.finish(10)
     # The bad piece is reported: by the leecher (its piece check failed) or, in
     # seed mode, by the seeder (libtorrent re-hashes a piece before serving it).
-    reported = [e for e in seeder.events + first.events + second.events
-                if e["event"] == "warning" and "piece 0 failed its hash check" in e["message"]]
+    reported = [
+        e
+        for e in seeder.events + first.events + second.events
+        if e["event"] == "warning" and "piece 0 failed its hash check" in e["message"]
+    ]
     assert reported
     _assert_intact(dest / ds.name)
 
@@ -243,11 +303,14 @@ def test_timeout_with_no_peers_exits_1(dataset: Dataset, tmp_path: Path) -> None
     assert leecher.stderr.strip().count("\n") == 0  # one line, no traceback
 
 
-@pytest.mark.parametrize("source,message", [
-    ("magnet:?xt=urn:btih:nothex", "malformed magnet"),
-    ("0123456789abcdef", "40 hex digits"),
-    ("/nonexistent/file.torrent", "not a magnet, .torrent file"),
-])
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("magnet:?xt=urn:btih:nothex", "malformed magnet"),
+        ("0123456789abcdef", "40 hex digits"),
+        ("/nonexistent/file.torrent", "not a magnet, .torrent file"),
+    ],
+)
 def test_bad_sources_one_line_exit_1(tmp_path: Path, source: str, message: str) -> None:
     p = _get(source, tmp_path)
     assert p.finish(30) == 1
@@ -297,4 +360,4 @@ def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path)
     assert p.finish(30) == 1
     assert "does not hold the torrent's data" in p.stderr
     wait_until(lambda: p.proc.poll() is not None, 5, "exit")
-    assert not os.listdir(tmp_path)
+    assert not any(tmp_path.iterdir())

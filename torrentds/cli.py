@@ -50,8 +50,7 @@ def parse_size(text: str) -> int:
 class SizeType(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:
@@ -84,8 +83,13 @@ def _reporter(enabled: bool) -> Iterator[Reporter]:
     if not enabled or not _err.is_terminal:
         yield SilentReporter()
         return
-    columns = (TextColumn("{task.description:>8}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=_err, transient=True) as progress:
         yield BarReporter(progress)
 
@@ -123,34 +127,76 @@ def main() -> None:
 
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--shards-dir", type=click.Path(path_type=Path),
-              help="Where packed shards go (the torrent's root). Default: DATA_DIR-wds.")
-@click.option("--shard-size", type=SIZE, default="256M", show_default=True,
-              help="Target size of a packed shard.")
-@click.option("--piece-size", type=SIZE,
-              help="Torrent piece size (power of two). Default: 1,000-10,000 pieces "
-                   "within 256 KiB-16 MiB.")
-@click.option("--tracker", "trackers", multiple=True, metavar="URL",
-              help="Announce URL, each its own tier (repeatable).")
-@click.option("--no-default-trackers", is_flag=True,
-              help="Leave out the Academic Torrents tracker tiers.")
-@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
-              help="BEP 19 web seed, e.g. an S3 or nginx URL ending in / (repeatable).")
-@click.option("--no-check-web-seeds", is_flag=True,
-              help="Do not test web seeds with a Range request.")
+@click.option(
+    "--shards-dir",
+    type=click.Path(path_type=Path),
+    help="Where packed shards go (the torrent's root). Default: DATA_DIR-wds.",
+)
+@click.option(
+    "--shard-size",
+    type=SIZE,
+    default="256M",
+    show_default=True,
+    help="Target size of a packed shard.",
+)
+@click.option(
+    "--piece-size",
+    type=SIZE,
+    help="Torrent piece size (power of two). Default: 1,000-10,000 pieces within 256 KiB-16 MiB.",
+)
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="URL",
+    help="Announce URL, each its own tier (repeatable).",
+)
+@click.option(
+    "--no-default-trackers", is_flag=True, help="Leave out the Academic Torrents tracker tiers."
+)
+@click.option(
+    "--web-seed",
+    "web_seeds",
+    multiple=True,
+    metavar="URL",
+    help="BEP 19 web seed, e.g. an S3 or nginx URL ending in / (repeatable).",
+)
+@click.option(
+    "--no-check-web-seeds", is_flag=True, help="Do not test web seeds with a Range request."
+)
 @click.option("--private", is_flag=True, help="Private torrent: no DHT, PEX or LSD.")
 @click.option("--comment", help="Comment stored in the .torrent.")
 @click.option("--name", help="Torrent name (the folder peers receive). Default: DATA_DIR's name.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Where to write the .torrent. Default: torrents/NAME.torrent.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the .torrent. Default: torrents/NAME.torrent.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing .torrent or shards folder.")
-@click.option("--creation-date", is_flag=True,
-              help="Store the creation date (makes the .torrent differ between runs).")
+@click.option(
+    "--creation-date",
+    is_flag=True,
+    help="Store the creation date (makes the .torrent differ between runs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def create(data_dir: Path, shards_dir: Path | None, shard_size: int, piece_size: int | None,
-           trackers: tuple[str, ...], no_default_trackers: bool, web_seeds: tuple[str, ...],
-           no_check_web_seeds: bool, private: bool, comment: str | None, name: str | None,
-           output: Path | None, force: bool, creation_date: bool, as_json: bool) -> None:
+def create(
+    data_dir: Path,
+    shards_dir: Path | None,
+    shard_size: int,
+    piece_size: int | None,
+    trackers: tuple[str, ...],
+    no_default_trackers: bool,
+    web_seeds: tuple[str, ...],
+    no_check_web_seeds: bool,
+    private: bool,
+    comment: str | None,
+    name: str | None,
+    output: Path | None,
+    force: bool,
+    creation_date: bool,
+    as_json: bool,
+) -> None:
     """Pack DATA_DIR into WebDataset shards and write its manifest and .torrent.
 
     DATA_DIR is an ImageFolder tree (SPLIT/CLASS/IMAGE), Tiny-ImageNet-200's own
@@ -159,10 +205,21 @@ def create(data_dir: Path, shards_dir: Path | None, shard_size: int, piece_size:
     Prints the info-hash and the magnet link.
     """
     opts = service.CreateOptions(
-        data_dir=data_dir, shards_dir=shards_dir, shard_size=shard_size, piece_size=piece_size,
-        trackers=trackers, default_trackers=not no_default_trackers, web_seeds=web_seeds,
-        check_web_seeds=not no_check_web_seeds, private=private, comment=comment, name=name,
-        output=output, force=force, creation_date=creation_date)
+        data_dir=data_dir,
+        shards_dir=shards_dir,
+        shard_size=shard_size,
+        piece_size=piece_size,
+        trackers=trackers,
+        default_trackers=not no_default_trackers,
+        web_seeds=web_seeds,
+        check_web_seeds=not no_check_web_seeds,
+        private=private,
+        comment=comment,
+        name=name,
+        output=output,
+        force=force,
+        creation_date=creation_date,
+    )
 
     def run() -> None:
         with _reporter(not as_json) as rep:
@@ -172,11 +229,14 @@ def create(data_dir: Path, shards_dir: Path | None, shard_size: int, piece_size:
         if as_json:
             _print_json(result)
             return
-        splits = ", ".join(f"{k}: {v['shards']} shards / {v['samples']} samples"
-                           for k, v in result.splits.items())
+        splits = ", ".join(
+            f"{k}: {v['shards']} shards / {v['samples']} samples" for k, v in result.splits.items()
+        )
         click.echo(f"dataset   {result.dataset_dir} ({result.layout}; {splits})")
-        click.echo(f"torrent   {result.torrent} ({_human(result.bytes)}, "
-                   f"{result.pieces} pieces of {_human(result.piece_size)})")
+        click.echo(
+            f"torrent   {result.torrent} ({_human(result.bytes)}, "
+            f"{result.pieces} pieces of {_human(result.piece_size)})"
+        )
         click.echo(f"infohash  {result.infohash}")
         click.echo(f"magnet    {result.magnet}")
 
@@ -217,9 +277,12 @@ def info(source: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--torrent", type=click.Path(path_type=Path),
-              help="The .torrent to check pieces against. Default: FOLDER/.torrentds/"
-                   "dataset.torrent when present.")
+@click.option(
+    "--torrent",
+    type=click.Path(path_type=Path),
+    help="The .torrent to check pieces against. Default: FOLDER/.torrentds/"
+    "dataset.torrent when present.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
     """Check FOLDER offline: every piece, every shard's sha256 and structure.
@@ -238,8 +301,10 @@ def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
             else:
                 click.echo("pieces   not checked (no .torrent; pass --torrent)")
             for s in report.splits:
-                click.echo(f"{s.split:<8} {s.shards} shards, {s.samples} samples, "
-                           f"{s.classes_seen} classes seen, extensions {','.join(s.extensions)}")
+                click.echo(
+                    f"{s.split:<8} {s.shards} shards, {s.samples} samples, "
+                    f"{s.classes_seen} classes seen, extensions {','.join(s.extensions)}"
+                )
             for problem in report.problems:
                 click.echo(f"FAIL     {problem}", err=True)
             click.echo("OK" if report.ok else f"{len(report.problems)} problem(s) found")
@@ -256,37 +321,94 @@ def _float_or_inf(value: str) -> float:
         raise click.BadParameter(f"{value!r} is not a number (or inf)") from exc
 
 
-def _session_options(listen: str, upnp: bool, dht: bool, lsd: bool, max_upload: int,
-                     max_download: int, utp: bool) -> engine.SessionOptions:
-    return engine.SessionOptions(listen=listen, upnp=upnp, dht=dht, lsd=lsd,
-                                 max_upload=max_upload, max_download=max_download, utp=utp)
+def _session_options(
+    listen: str, upnp: bool, dht: bool, lsd: bool, max_upload: int, max_download: int, utp: bool
+) -> engine.SessionOptions:
+    return engine.SessionOptions(
+        listen=listen,
+        upnp=upnp,
+        dht=dht,
+        lsd=lsd,
+        max_upload=max_upload,
+        max_download=max_download,
+        utp=utp,
+    )
 
 
 def _network_options(fn: Callable[..., None]) -> Callable[..., None]:
     """Options shared by ``get`` and ``seed``: where to listen, whom to find."""
     opts = [
-        click.option("--listen", default="0.0.0.0:6881", show_default=True,
-                     metavar="HOST:PORT", help="Address to accept peers on (port 0: any)."),
-        click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
-                     help="Connect to this peer (repeatable; works with no tracker)."),
-        click.option("--dht/--no-dht", default=False, show_default=True,
-                     help="Find peers through the DHT (contacts DHT bootstrap nodes)."),
-        click.option("--lsd/--no-lsd", default=False, show_default=True,
-                     help="Local Service Discovery: find peers by LAN multicast."),
-        click.option("--upnp/--no-upnp", default=False, show_default=True,
-                     help="Open the listen port on the router with UPnP/NAT-PMP."),
-        click.option("--utp/--no-utp", default=False, show_default=True,
-                     help="Allow uTP (off: TCP only, much faster on a LAN)."),
-        click.option("--max-upload", type=SIZE, default="0", metavar="RATE",
-                     help="Upload limit in bytes/s, e.g. 50M (LAN peers too; 0: none)."),
-        click.option("--max-download", type=SIZE, default="0", metavar="RATE",
-                     help="Download limit in bytes/s, e.g. 50M (0: none)."),
-        click.option("--seed-hours", default="0", metavar="H",
-                     help="Seed this long after completion (a float; 0: exit at once; inf)."),
-        click.option("--seed-ratio", type=float, default=None, metavar="R",
-                     help="Stop seeding once this run uploaded R × the dataset size."),
-        click.option("--json", "as_json", is_flag=True,
-                     help="One JSON object per line (events) instead of a progress bar."),
+        click.option(
+            "--listen",
+            default="0.0.0.0:6881",
+            show_default=True,
+            metavar="HOST:PORT",
+            help="Address to accept peers on (port 0: any).",
+        ),
+        click.option(
+            "--peer",
+            "peers",
+            multiple=True,
+            metavar="HOST:PORT",
+            help="Connect to this peer (repeatable; works with no tracker).",
+        ),
+        click.option(
+            "--dht/--no-dht",
+            default=False,
+            show_default=True,
+            help="Find peers through the DHT (contacts DHT bootstrap nodes).",
+        ),
+        click.option(
+            "--lsd/--no-lsd",
+            default=False,
+            show_default=True,
+            help="Local Service Discovery: find peers by LAN multicast.",
+        ),
+        click.option(
+            "--upnp/--no-upnp",
+            default=False,
+            show_default=True,
+            help="Open the listen port on the router with UPnP/NAT-PMP.",
+        ),
+        click.option(
+            "--utp/--no-utp",
+            default=False,
+            show_default=True,
+            help="Allow uTP (off: TCP only, much faster on a LAN).",
+        ),
+        click.option(
+            "--max-upload",
+            type=SIZE,
+            default="0",
+            metavar="RATE",
+            help="Upload limit in bytes/s, e.g. 50M (LAN peers too; 0: none).",
+        ),
+        click.option(
+            "--max-download",
+            type=SIZE,
+            default="0",
+            metavar="RATE",
+            help="Download limit in bytes/s, e.g. 50M (0: none).",
+        ),
+        click.option(
+            "--seed-hours",
+            default="0",
+            metavar="H",
+            help="Seed this long after completion (a float; 0: exit at once; inf).",
+        ),
+        click.option(
+            "--seed-ratio",
+            type=float,
+            default=None,
+            metavar="R",
+            help="Stop seeding once this run uploaded R × the dataset size.",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="One JSON object per line (events) instead of a progress bar.",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -323,13 +445,21 @@ class EventPrinter:
     def __enter__(self) -> EventPrinter:
         if self.live:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TextColumn("↓{task.fields[down]}/s ↑{task.fields[up]}/s "
-                           "peers {task.fields[peers]} shards {task.fields[shards]}"),
-                TimeRemainingColumn(), console=_err, transient=True)
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn(
+                    "↓{task.fields[down]}/s ↑{task.fields[up]}/s "
+                    "peers {task.fields[peers]} shards {task.fields[shards]}"
+                ),
+                TimeRemainingColumn(),
+                console=_err,
+                transient=True,
+            )
             self._progress.__enter__()
-            self._task = self._progress.add_task("starting", total=None, down="0", up="0",
-                                                 peers=0, shards="0/?")
+            self._task = self._progress.add_task(
+                "starting", total=None, down="0", up="0", peers=0, shards="0/?"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -343,51 +473,101 @@ class EventPrinter:
         kind = event["event"]
         if kind == "progress" and self._progress is not None:
             self._progress.update(
-                self._task, description=event["state"], completed=event["done"],
-                total=event["total"] or None, down=_human(event["down_rate"]),
-                up=_human(event["up_rate"]), peers=event["peers"],
-                shards=f"{event['shards_ready']}/{event['shards_total']}")
+                self._task,
+                description=event["state"],
+                completed=event["done"],
+                total=event["total"] or None,
+                down=_human(event["down_rate"]),
+                up=_human(event["up_rate"]),
+                peers=event["peers"],
+                shards=f"{event['shards_ready']}/{event['shards_total']}",
+            )
         elif kind == "progress":
             return
         elif kind == "started":
             _err.print(f"torrentds: {event['infohash']} listening on port {event['listen_port']}")
         elif kind == "metadata":
-            _err.print(f"torrentds: {event['name']}: {_human(event['bytes'])} in "
-                       f"{event['files']} files")
+            _err.print(
+                f"torrentds: {event['name']}: {_human(event['bytes'])} in {event['files']} files"
+            )
         elif kind == "warning":
             _err.print(f"torrentds: warning: {event['message']}", markup=False)
         elif kind == "completed":
             _err.print(f"torrentds: complete, every shard verified: {event['dataset_dir']}")
         elif kind == "seeding":
             hours = event["hours"]
-            _err.print("torrentds: seeding " + ("until stopped" if hours is None
-                                                else f"for up to {hours:g} h"))
+            _err.print(
+                "torrentds: seeding "
+                + ("until stopped" if hours is None else f"for up to {hours:g} h")
+            )
 
 
 def _print_summary(result: transfer.JobResult) -> None:
-    click.echo(f"{'stopped' if result.stopped else 'done'}: {result.name} "
-               f"downloaded {_human(result.downloaded)}, uploaded {_human(result.uploaded)}, "
-               f"ratio {result.ratio:.2f}, seeded {result.seconds_seeded:.0f} s, "
-               f"shards {result.shards_ready}/{result.shards_total}")
+    click.echo(
+        f"{'stopped' if result.stopped else 'done'}: {result.name} "
+        f"downloaded {_human(result.downloaded)}, uploaded {_human(result.uploaded)}, "
+        f"ratio {result.ratio:.2f}, seeded {result.seconds_seeded:.0f} s, "
+        f"shards {result.shards_ready}/{result.shards_total}"
+    )
 
 
 @main.command()
 @click.argument("source")
-@click.option("-d", "--dir", "directory", type=click.Path(path_type=Path), default="data",
-              show_default=True, help="Folder that receives the dataset folder.")
-@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
-              help="Extra BEP 19 web seed (repeatable).")
-@click.option("--tracker", "trackers", multiple=True, metavar="URL",
-              help="Extra tracker announce URL (repeatable).")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="Give up (exit 1) if not complete after this long.")
-@click.option("--no-default-trackers", is_flag=True,
-              help="A bare info-hash gets no Academic Torrents trackers (closed clusters).")
+@click.option(
+    "-d",
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default="data",
+    show_default=True,
+    help="Folder that receives the dataset folder.",
+)
+@click.option(
+    "--web-seed",
+    "web_seeds",
+    multiple=True,
+    metavar="URL",
+    help="Extra BEP 19 web seed (repeatable).",
+)
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="URL",
+    help="Extra tracker announce URL (repeatable).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Give up (exit 1) if not complete after this long.",
+)
+@click.option(
+    "--no-default-trackers",
+    is_flag=True,
+    help="A bare info-hash gets no Academic Torrents trackers (closed clusters).",
+)
 @_network_options
-def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tuple[str, ...],
-        timeout: float | None, no_default_trackers: bool, listen: str, peers: tuple[str, ...], dht: bool, lsd: bool,
-        upnp: bool, utp: bool, max_upload: int, max_download: int, seed_hours: str,
-        seed_ratio: float | None, as_json: bool) -> None:
+def get(
+    source: str,
+    directory: Path,
+    web_seeds: tuple[str, ...],
+    trackers: tuple[str, ...],
+    timeout: float | None,
+    no_default_trackers: bool,
+    listen: str,
+    peers: tuple[str, ...],
+    dht: bool,
+    lsd: bool,
+    upnp: bool,
+    utp: bool,
+    max_upload: int,
+    max_download: int,
+    seed_hours: str,
+    seed_ratio: float | None,
+    as_json: bool,
+) -> None:
     """Download SOURCE, verify every piece and shard, then seed as asked.
 
     SOURCE is a magnet link, a .torrent path, an http(s) URL of a .torrent or
@@ -396,10 +576,17 @@ def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tupl
     resume data and exits 0; running the same command again resumes.
     """
     opts = service.GetOptions(
-        source=source, directory=directory, seed_hours=_float_or_inf(seed_hours),
-        seed_ratio=seed_ratio, peers=peers, web_seeds=web_seeds, trackers=trackers,
-        timeout=timeout, default_trackers=not no_default_trackers,
-        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp))
+        source=source,
+        directory=directory,
+        seed_hours=_float_or_inf(seed_hours),
+        seed_ratio=seed_ratio,
+        peers=peers,
+        web_seeds=web_seeds,
+        trackers=trackers,
+        timeout=timeout,
+        default_trackers=not no_default_trackers,
+        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
+    )
 
     def run() -> None:
         with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
@@ -413,12 +600,28 @@ def get(source: str, directory: Path, web_seeds: tuple[str, ...], trackers: tupl
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.argument("torrent")
-@click.option("--skip-check", is_flag=True,
-              help="Trust the data without hashing it first (a folder `create` just made).")
+@click.option(
+    "--skip-check",
+    is_flag=True,
+    help="Trust the data without hashing it first (a folder `create` just made).",
+)
 @_network_options
-def seed(folder: Path, torrent: str, skip_check: bool, listen: str, peers: tuple[str, ...],
-         dht: bool, lsd: bool, upnp: bool, utp: bool, max_upload: int, max_download: int,
-         seed_hours: str, seed_ratio: float | None, as_json: bool) -> None:
+def seed(
+    folder: Path,
+    torrent: str,
+    skip_check: bool,
+    listen: str,
+    peers: tuple[str, ...],
+    dht: bool,
+    lsd: bool,
+    upnp: bool,
+    utp: bool,
+    max_upload: int,
+    max_download: int,
+    seed_hours: str,
+    seed_ratio: float | None,
+    as_json: bool,
+) -> None:
     """Seed the dataset FOLDER described by TORRENT (the origin of a swarm).
 
     The folder is hash-checked against the torrent first. Seeds until
@@ -426,9 +629,14 @@ def seed(folder: Path, torrent: str, skip_check: bool, listen: str, peers: tuple
     """
     hours = _float_or_inf(seed_hours) if seed_hours != "0" else math.inf
     opts = service.SeedOptions(
-        folder=folder, torrent=Path(torrent), seed_hours=hours, seed_ratio=seed_ratio,
-        skip_check=skip_check, peers=peers,
-        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp))
+        folder=folder,
+        torrent=Path(torrent),
+        seed_hours=hours,
+        seed_ratio=seed_ratio,
+        skip_check=skip_check,
+        peers=peers,
+        session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
+    )
 
     def run() -> None:
         with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
@@ -444,8 +652,9 @@ def _run_job_command(fn: Callable[[], None], as_json: bool) -> None:
         fn()
     except TorrentdsError as exc:
         if as_json:
-            click.echo(json.dumps({"event": "error", "message": str(exc),
-                                   "time": round(time.time(), 3)}))
+            click.echo(
+                json.dumps({"event": "error", "message": str(exc), "time": round(time.time(), 3)})
+            )
         click.echo(f"torrentds: error: {exc}", err=True)
         sys.exit(exc.exit_code)
 

@@ -23,12 +23,22 @@ def png_bytes(rng: random.Random, size: int = 64) -> bytes:
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 1))
+        + chunk(b"IEND", b"")
+    )
 
 
-def make_tiny_imagenet(root: Path, classes: int = 10, train_per_class: int = 50,
-                       val_per_class: int = 10, image_size: int = 64, seed: int = 0) -> Path:
+def make_tiny_imagenet(
+    root: Path,
+    classes: int = 10,
+    train_per_class: int = 50,
+    val_per_class: int = 10,
+    image_size: int = 64,
+    seed: int = 0,
+) -> Path:
     """Write ``wnids.txt``, ``train/<wnid>/images``, ``val/images`` + annotations."""
     rng = random.Random(seed)
     wnids = [f"n{1440764 + 17 * i:08d}" for i in range(classes)]
@@ -59,8 +69,9 @@ def main() -> None:
     parser.add_argument("--val-per-class", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
-    make_tiny_imagenet(args.root, args.classes, args.train_per_class, args.val_per_class,
-                       args.image_size)
+    make_tiny_imagenet(
+        args.root, args.classes, args.train_per_class, args.val_per_class, args.image_size
+    )
 
 
 if __name__ == "__main__":

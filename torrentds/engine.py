@@ -59,9 +59,15 @@ def lan_settings() -> dict[str, int | bool | str]:
 
 
 def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
-    mask = (lt.alert_category.error | lt.alert_category.status | lt.alert_category.storage
-            | lt.alert_category.tracker | lt.alert_category.peer
-            | lt.alert_category.piece_progress | lt.alert_category.file_progress)
+    mask = (
+        lt.alert_category.error
+        | lt.alert_category.status
+        | lt.alert_category.storage
+        | lt.alert_category.tracker
+        | lt.alert_category.peer
+        | lt.alert_category.piece_progress
+        | lt.alert_category.file_progress
+    )
     settings: dict[str, int | bool | str] = {
         "listen_interfaces": opts.listen,
         "alert_mask": int(mask),
@@ -266,8 +272,9 @@ class TorrentRef:
 
     def save_resume(self) -> None:
         """Ask for resume data; a ``ResumeData`` event follows."""
-        self._h.save_resume_data(lt.torrent_handle.save_info_dict
-                                 | lt.torrent_handle.flush_disk_cache)
+        self._h.save_resume_data(
+            lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
+        )
 
     def force_recheck(self) -> None:
         self._h.force_recheck()
@@ -278,10 +285,15 @@ class TorrentRef:
         return TorrentStatus(
             state=_STATES.get(int(s.state), str(s.state)),
             progress=float(s.progress),
-            total_wanted=int(s.total_wanted), total_done=int(s.total_wanted_done),
-            downloaded=int(s.total_payload_download), uploaded=int(s.total_payload_upload),
-            download_rate=int(s.download_payload_rate), upload_rate=int(s.upload_payload_rate),
-            peers=int(s.num_peers), seeds=int(s.num_seeds), is_seeding=bool(s.is_seeding),
+            total_wanted=int(s.total_wanted),
+            total_done=int(s.total_wanted_done),
+            downloaded=int(s.total_payload_download),
+            uploaded=int(s.total_payload_upload),
+            download_rate=int(s.download_payload_rate),
+            upload_rate=int(s.upload_payload_rate),
+            peers=int(s.num_peers),
+            seeds=int(s.num_seeds),
+            is_seeding=bool(s.is_seeding),
             has_metadata=bool(s.has_metadata),
             errored=str(s.errc.message()) if s.errc.value() else "",
             pieces=[bool(p) for p in s.pieces] if with_pieces else [],
@@ -350,7 +362,8 @@ class Engine:
             fs = atp.ti.files()
             atp.renamed_files = {
                 i: f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
-                for i in range(fs.num_files())}
+                for i in range(fs.num_files())
+            }
         flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
         if spec.seed_mode:
             flags |= lt.torrent_flags.seed_mode

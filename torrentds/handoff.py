@@ -65,8 +65,9 @@ class ReadyLog:
         """Log ``shard`` as ready; None if it was logged before."""
         if shard.path in self.logged:
             return None
-        record = ReadyRecord(shard.path, shard.split, shard.sha256, shard.samples, shard.bytes,
-                             round(time.time(), 3))
+        record = ReadyRecord(
+            shard.path, shard.split, shard.sha256, shard.samples, shard.bytes, round(time.time(), 3)
+        )
         line = json.dumps(asdict(record), sort_keys=True) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

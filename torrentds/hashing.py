@@ -56,7 +56,7 @@ class PieceHasher:
             part = view[:room]
             self._piece.update(part)
             self._in_piece += len(part)
-            view = view[len(part):]
+            view = view[len(part) :]
             if self._in_piece == self.piece_size:
                 self.pieces.append(self._piece.digest())
                 self._piece = hashlib.sha1()
@@ -91,17 +91,24 @@ def layout_offsets(files: Sequence[tuple[Path, int]]) -> tuple[list[int], int]:
     return offsets, total
 
 
-def hash_files(files: Sequence[tuple[Path, int]], piece_size: int,
-               advance: Callable[[int], None] | None = None,
-               threads: int | None = None) -> list[FileDigest]:
+def hash_files(
+    files: Sequence[tuple[Path, int]],
+    piece_size: int,
+    advance: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> list[FileDigest]:
     """Digest of each file at its place in the layout (files in parallel)."""
     offsets, _ = layout_offsets(files)
     workers = threads or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(
-            lambda i: _hash_file(files[i][0], files[i][1], (-offsets[i]) % piece_size,
-                                 piece_size, advance),
-            range(len(files))))
+        return list(
+            pool.map(
+                lambda i: _hash_file(
+                    files[i][0], files[i][1], (-offsets[i]) % piece_size, piece_size, advance
+                ),
+                range(len(files)),
+            )
+        )
 
 
 def hash_layout(
@@ -139,13 +146,15 @@ def hash_layout(
         for k, h in enumerate(digest.pieces):
             pieces[first_whole + k] = h
     for index in (i for i, h in enumerate(pieces) if h is None):
-        pieces[index] = _hash_span(files, offsets, index * piece_size,
-                                   min(piece_size, total - index * piece_size))
+        pieces[index] = _hash_span(
+            files, offsets, index * piece_size, min(piece_size, total - index * piece_size)
+        )
     return [d.sha256 for d in results], b"".join(p for p in pieces if p is not None)
 
 
-def _hash_file(path: Path, size: int, head: int, piece_size: int,
-               advance: Callable[[int], None] | None) -> FileDigest:
+def _hash_file(
+    path: Path, size: int, head: int, piece_size: int, advance: Callable[[int], None] | None
+) -> FileDigest:
     """sha256 of the file, sha1 of each global piece wholly inside it."""
     sha256 = hashlib.sha256()
     pieces: list[bytes] = []
@@ -178,8 +187,9 @@ def _hash_file(path: Path, size: int, head: int, piece_size: int,
     return FileDigest(sha256.hexdigest(), tuple(pieces), head)
 
 
-def _hash_span(files: Sequence[tuple[Path, int]], offsets: list[int], start: int,
-               length: int) -> bytes:
+def _hash_span(
+    files: Sequence[tuple[Path, int]], offsets: list[int], start: int, length: int
+) -> bytes:
     """sha1 of ``length`` bytes at global ``start``, read across file ends."""
     sha1 = hashlib.sha1()
     end = start + length

@@ -56,8 +56,9 @@ class Manifest:
         out: dict[str, SplitSummary] = {}
         for split in sorted({s.split for s in self.shards}):
             mine = [s for s in self.shards if s.split == split]
-            out[split] = SplitSummary(len(mine), sum(s.samples for s in mine),
-                                      sum(s.bytes for s in mine))
+            out[split] = SplitSummary(
+                len(mine), sum(s.samples for s in mine), sum(s.bytes for s in mine)
+            )
         return out
 
     def shards_of(self, split: str) -> list[ShardEntry]:
@@ -86,8 +87,17 @@ def assign_pieces(shards: Iterable[ShardEntry], piece_size: int) -> list[ShardEn
     offset = 0
     for s in shards:
         last = (offset + max(s.bytes, 1) - 1) // piece_size
-        out.append(ShardEntry(s.path, s.split, s.bytes, s.sha256, s.samples,
-                              first_piece=offset // piece_size, last_piece=last))
+        out.append(
+            ShardEntry(
+                s.path,
+                s.split,
+                s.bytes,
+                s.sha256,
+                s.samples,
+                first_piece=offset // piece_size,
+                last_piece=last,
+            )
+        )
         offset += s.bytes
     return out
 
@@ -102,8 +112,9 @@ def parse(text: str, source: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(source, "expected a JSON object")
     schema = doc.get("schema")
     if schema != SCHEMA_VERSION:
-        raise ManifestError(source, f"unsupported schema version {schema!r} "
-                                    f"(this torrentds reads {SCHEMA_VERSION})")
+        raise ManifestError(
+            source, f"unsupported schema version {schema!r} (this torrentds reads {SCHEMA_VERSION})"
+        )
     name = _field(doc, "name", str, source)
     layout = _field(doc, "layout", str, source)
     piece_size = _field(doc, "piece_size", int, source)
@@ -117,8 +128,7 @@ def parse(text: str, source: str | os.PathLike[str]) -> Manifest:
     paths = [s.path for s in shards]
     if len(set(paths)) != len(paths):
         raise ManifestError(source, "a shard path is listed twice")
-    return Manifest(name=name, layout=layout, piece_size=piece_size, classes=classes,
-                    shards=shards)
+    return Manifest(name=name, layout=layout, piece_size=piece_size, classes=classes, shards=shards)
 
 
 def _field(doc: dict[str, Any], key: str, kind: type, source: str | os.PathLike[str]) -> Any:
@@ -134,11 +144,14 @@ def _shard(raw: Any, index: int, source: str | os.PathLike[str]) -> ShardEntry:
         raise ManifestError(source, f"{where} must be an object")
     try:
         entry = ShardEntry(
-            path=_field(raw, "path", str, source), split=_field(raw, "split", str, source),
-            bytes=_field(raw, "bytes", int, source), sha256=_field(raw, "sha256", str, source),
+            path=_field(raw, "path", str, source),
+            split=_field(raw, "split", str, source),
+            bytes=_field(raw, "bytes", int, source),
+            sha256=_field(raw, "sha256", str, source),
             samples=_field(raw, "samples", int, source),
             first_piece=_field(raw, "first_piece", int, source),
-            last_piece=_field(raw, "last_piece", int, source))
+            last_piece=_field(raw, "last_piece", int, source),
+        )
     except ManifestError as exc:
         raise ManifestError(source, f"{where}: {exc.reason}") from exc
     parts = entry.path.split("/")

@@ -144,7 +144,7 @@ def _check_names(t: torf.Torrent, source: str) -> None:
     for parts in names:
         for part in parts:
             text = str(part)
-            if (not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text):
+            if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
                 raise MetainfoError(source, f"unsafe file name {text!r} in torrent")
 
 
@@ -181,9 +181,14 @@ def _magnet_info(uri: str) -> TorrentInfo:
     except torf.TorfError as exc:
         raise MetainfoError(uri, f"malformed magnet link: {exc}") from exc
     return TorrentInfo(
-        name=str(m.dn or ""), infohash=str(m.infohash).lower(), magnet=str(m),
-        trackers=[[str(u)] for u in m.tr], web_seeds=[str(u) for u in m.ws],
-        has_metadata=False, size=int(m.xl or 0))
+        name=str(m.dn or ""),
+        infohash=str(m.infohash).lower(),
+        magnet=str(m),
+        trackers=[[str(u)] for u in m.tr],
+        web_seeds=[str(u) for u in m.ws],
+        has_metadata=False,
+        size=int(m.xl or 0),
+    )
 
 
 def fetch_torrent(url: str) -> bytes:
@@ -223,16 +228,24 @@ class PieceFailure:
     reason: str
 
 
-def verify_pieces(data: bytes, folder: Path, source: str,
-                  advance: Callable[[int], None] | None = None) -> list[PieceFailure]:
+def verify_pieces(
+    data: bytes, folder: Path, source: str, advance: Callable[[int], None] | None = None
+) -> list[PieceFailure]:
     """Check every piece of ``folder`` against the torrent; returns the failures."""
     t = _read(data, source)
     failures: list[PieceFailure] = []
     piece_size = int(t.piece_size)
     done = [0]
 
-    def callback(_t: torf.Torrent, path: str, checked: int, total: int, index: int,
-                 _hash: bytes | None, exc: Exception | None) -> None:
+    def callback(
+        _t: torf.Torrent,
+        path: str,
+        checked: int,
+        total: int,
+        index: int,
+        _hash: bytes | None,
+        exc: Exception | None,
+    ) -> None:
         if advance and checked > done[0]:
             advance((checked - done[0]) * piece_size)
             done[0] = checked

@@ -111,8 +111,9 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def write_shard(shard: ShardPlan, out_dir: Path, piece_size: int,
-                advance: Callable[[int], None] | None = None) -> PackedShard:
+def write_shard(
+    shard: ShardPlan, out_dir: Path, piece_size: int, advance: Callable[[int], None] | None = None
+) -> PackedShard:
     """Write one shard under ``out_dir``; returns its size and hashes."""
     path = out_dir / shard.rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,9 +143,14 @@ def write_shard(shard: ShardPlan, out_dir: Path, piece_size: int,
     return PackedShard(shard.rel, shard.split, len(shard.samples), hasher.length, hasher.finish())
 
 
-def pack(plan: Plan, out_dir: Path, shard_size: int, piece_size: int,
-         advance: Callable[[int], None] | None = None,
-         threads: int | None = None) -> list[PackedShard]:
+def pack(
+    plan: Plan,
+    out_dir: Path,
+    shard_size: int,
+    piece_size: int,
+    advance: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> list[PackedShard]:
     """Write every shard of ``plan`` into ``out_dir`` (shards in parallel)."""
     shards = plan_shards(plan, shard_size)
     workers = threads or os.cpu_count() or 1

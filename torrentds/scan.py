@@ -111,8 +111,9 @@ def _walk(root: Path) -> dict[str, int]:
             try:
                 entry.name.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise InputError(os.fsencode(path).decode("utf-8", "replace"),
-                                 "file name is not valid UTF-8") from exc
+                raise InputError(
+                    os.fsencode(path).decode("utf-8", "replace"), "file name is not valid UTF-8"
+                ) from exc
             if entry.name.startswith("."):
                 continue  # .torrentds/, .DS_Store and friends are not data
             rel = f"{rel_prefix}{entry.name}"
@@ -206,14 +207,19 @@ def _tiny_imagenet(root: Path, files: dict[str, int]) -> Plan:
                 raise InputError(root / rel, "image has no line in val/val_annotations.txt")
             wnid = val_wnid
             if wnid not in index:
-                raise InputError(root / "val/val_annotations.txt",
-                                 f"class {wnid!r} of {parts[2]} is not in wnids.txt")
+                raise InputError(
+                    root / "val/val_annotations.txt",
+                    f"class {wnid!r} of {parts[2]} is not in wnids.txt",
+                )
             val.append(_image_sample(root, rel, size, index[wnid]))
     if val:
         plan.splits["val"] = val
 
-    test = [_image_sample(root, rel, size, None) for rel, size in files.items()
-            if rel.startswith("test/images/") and rel.count("/") == 2]
+    test = [
+        _image_sample(root, rel, size, None)
+        for rel, size in files.items()
+        if rel.startswith("test/images/") and rel.count("/") == 2
+    ]
     if test:
         plan.splits["test"] = test
     _check_unique_keys(root, plan)
@@ -242,9 +248,9 @@ def _val_annotations(root: Path) -> dict[str, str]:
 def _image_sample(root: Path, rel: str, size: int, label: int | None) -> Sample:
     name = rel.rsplit("/", 1)[-1]
     stem = name.rsplit(".", 1)[0]
-    return Sample(key=_key_of(stem),
-                  files=(SourceFile(root / rel, _ext_of(name), size),),
-                  label=label)
+    return Sample(
+        key=_key_of(stem), files=(SourceFile(root / rel, _ext_of(name), size),), label=label
+    )
 
 
 def _imagefolder(root: Path, files: dict[str, int]) -> Plan | None:
@@ -265,8 +271,9 @@ def _imagefolder(root: Path, files: dict[str, int]) -> Plan | None:
     flat = sorted(rel for rel in files if rel.count("/") == 1 and rel.split("/")[0] in SPLIT_NAMES)
     if flat:
         split = flat[0].split("/")[0]
-        raise InputError(root / split, "image folder has no classes: images must sit in "
-                                       f"{split}/<class>/<image>")
+        raise InputError(
+            root / split, f"image folder has no classes: images must sit in {split}/<class>/<image>"
+        )
     return None
 
 
@@ -277,7 +284,8 @@ def _check_unique_keys(root: Path, plan: Plan, per_class_fallback: bool = False)
             # Same image name in two classes: key by class/stem for this split.
             plan.splits[split] = samples = [
                 Sample(key=f"{s.files[0].path.parent.name}/{s.key}", files=s.files, label=s.label)
-                for s in samples]
+                for s in samples
+            ]
             keys = [s.key for s in samples]
         if len(set(keys)) != len(keys):
             # Still clashing (``a.b.png`` and ``a_b.png`` in one class): two samples
@@ -302,6 +310,8 @@ def _generic(root: Path, files: dict[str, int]) -> Plan:
             raise InputError(root / rel, f"two files map to the same sample member {key}.{ext}")
         bucket.append(SourceFile(root / rel, ext, size))
     for split in sorted(grouped):
-        plan.splits[split] = [Sample(key=k, files=tuple(sorted(v, key=lambda f: f.ext)))
-                              for k, v in sorted(grouped[split].items())]
+        plan.splits[split] = [
+            Sample(key=k, files=tuple(sorted(v, key=lambda f: f.ext)))
+            for k, v in sorted(grouped[split].items())
+        ]
     return plan

@@ -80,8 +80,9 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
     trackers = [[t] for t in opts.trackers]
     if opts.default_trackers:
         trackers = [list(tier) for tier in metainfo.DEFAULT_TRACKERS] + trackers
-    warnings = [f"{plan.root / rel}: not a .tar shard, left out of the torrent"
-                for rel in plan.ignored]
+    warnings = [
+        f"{plan.root / rel}: not a .tar shard, left out of the torrent" for rel in plan.ignored
+    ]
     _mkdir(output.parent)  # before any work: a bad -o fails fast, leaving nothing behind
 
     if plan.layout == "adopted":
@@ -112,18 +113,33 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
             raise
 
     try:
-        doc = Manifest(name=name, layout=plan.layout, piece_size=piece_size,
-                       classes=list(plan.classes),
-                       shards=manifest.assign_pieces(entries, piece_size))
+        doc = Manifest(
+            name=name,
+            layout=plan.layout,
+            piece_size=piece_size,
+            classes=list(plan.classes),
+            shards=manifest.assign_pieces(entries, piece_size),
+        )
         manifest.save(root_now, doc)
         files = [(s.path, s.bytes) for s in doc.shards]
-        files += [(manifest.SUMS_NAME, (root_now / manifest.SUMS_NAME).stat().st_size),
-                  (manifest.MANIFEST_NAME, (root_now / manifest.MANIFEST_NAME).stat().st_size)]
-        _, pieces = hashing.hash_layout([(root_now / rel, size) for rel, size in files],
-                                        piece_size, known=known)
+        files += [
+            (manifest.SUMS_NAME, (root_now / manifest.SUMS_NAME).stat().st_size),
+            (manifest.MANIFEST_NAME, (root_now / manifest.MANIFEST_NAME).stat().st_size),
+        ]
+        _, pieces = hashing.hash_layout(
+            [(root_now / rel, size) for rel, size in files], piece_size, known=known
+        )
         data, info = metainfo.build_torrent(
-            name, files, piece_size, pieces, trackers, opts.web_seeds, opts.private,
-            opts.comment, datetime.now(UTC).replace(microsecond=0) if opts.creation_date else None)
+            name,
+            files,
+            piece_size,
+            pieces,
+            trackers,
+            opts.web_seeds,
+            opts.private,
+            opts.comment,
+            datetime.now(UTC).replace(microsecond=0) if opts.creation_date else None,
+        )
         state = root_now / STATE_DIR
         state.mkdir(exist_ok=True)
         manifest.write_atomic(state / TORRENT_COPY, data)
@@ -140,13 +156,23 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
             if warning:
                 warnings.append(warning)
     return CreateResult(
-        name=name, infohash=info.infohash, magnet=info.magnet, torrent=str(output),
-        dataset_dir=str(root), layout=plan.layout, shards=len(doc.shards),
-        samples=sum(s.samples for s in doc.shards), bytes=info.size, piece_size=piece_size,
+        name=name,
+        infohash=info.infohash,
+        magnet=info.magnet,
+        torrent=str(output),
+        dataset_dir=str(root),
+        layout=plan.layout,
+        shards=len(doc.shards),
+        samples=sum(s.samples for s in doc.shards),
+        bytes=info.size,
+        piece_size=piece_size,
         pieces=info.piece_count,
-        splits={k: {"shards": v.shards, "samples": v.samples, "bytes": v.bytes}
-                for k, v in doc.splits.items()},
-        warnings=warnings)
+        splits={
+            k: {"shards": v.shards, "samples": v.samples, "bytes": v.bytes}
+            for k, v in doc.splits.items()
+        },
+        warnings=warnings,
+    )
 
 
 def _check_piece_size(size: int) -> None:
@@ -183,24 +209,27 @@ def _mover(staging: Path, root: Path) -> Callable[[bool], None]:
     return move
 
 
-def _pack(plan: scan.Plan, out: Path, shard_size: int, piece_size: int,
-          rep: Reporter) -> tuple[list[ShardEntry], dict[int, hashing.FileDigest]]:
+def _pack(
+    plan: scan.Plan, out: Path, shard_size: int, piece_size: int, rep: Reporter
+) -> tuple[list[ShardEntry], dict[int, hashing.FileDigest]]:
     advance = rep.stage("packing", plan.total_bytes)
     packed = pack.pack(plan, out, shard_size, piece_size, advance)
     entries = [ShardEntry(p.rel, p.split, p.size, p.digest.sha256, p.samples) for p in packed]
     return entries, {i: p.digest for i, p in enumerate(packed)}
 
 
-def _adopt(plan: scan.Plan, piece_size: int,
-           rep: Reporter) -> tuple[list[ShardEntry], dict[int, hashing.FileDigest]]:
+def _adopt(
+    plan: scan.Plan, piece_size: int, rep: Reporter
+) -> tuple[list[ShardEntry], dict[int, hashing.FileDigest]]:
     shards = plan.adopted
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         counts = list(pool.map(lambda s: shardcheck.count_samples(plan.root / s.rel), shards))
     advance = rep.stage("hashing", plan.total_bytes)
-    digests = hashing.hash_files([(plan.root / s.rel, s.size) for s in shards], piece_size,
-                                 advance)
-    entries = [ShardEntry(s.rel, s.split, s.size, d.sha256, n)
-               for s, d, n in zip(shards, digests, counts, strict=True)]
+    digests = hashing.hash_files([(plan.root / s.rel, s.size) for s in shards], piece_size, advance)
+    entries = [
+        ShardEntry(s.rel, s.split, s.size, d.sha256, n)
+        for s, d, n in zip(shards, digests, counts, strict=True)
+    ]
     return entries, dict(enumerate(digests))
 
 
@@ -232,8 +261,9 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(folder: Path, torrent: Path | None = None,
-           reporter: Reporter | None = None) -> VerifyReport:
+def verify(
+    folder: Path, torrent: Path | None = None, reporter: Reporter | None = None
+) -> VerifyReport:
     """Offline check of a dataset folder: pieces, sha256, WebDataset structure."""
     rep = reporter or SilentReporter()
     folder = Path(os.path.abspath(folder))
@@ -281,11 +311,13 @@ def verify(folder: Path, torrent: Path | None = None,
         if len(exts) > 1:
             common = max(exts, key=lambda k: exts[k])
             odd = [sorted(k) for k in exts if k != common]
-            report.problems.append(f"{split}: samples differ in extensions: most have "
-                                   f"{sorted(common)}, others {odd}")
+            report.problems.append(
+                f"{split}: samples differ in extensions: most have {sorted(common)}, others {odd}"
+            )
         all_exts = sorted(set().union(*exts)) if exts else []
-        report.splits.append(SplitReport(split, len(doc.shards_of(split)), samples,
-                                         len(labels), all_exts))
+        report.splits.append(
+            SplitReport(split, len(doc.shards_of(split)), samples, len(labels), all_exts)
+        )
     return report
 
 
@@ -303,14 +335,23 @@ def _compare_files(doc: Manifest, tinfo: metainfo.TorrentInfo, folder: Path) -> 
 
 def _unlisted_shards(doc: Manifest, folder: Path) -> list[str]:
     listed = {s.path for s in doc.shards}
-    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.tar")
-                   if not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return [f"{folder / rel}: shard on disk is not in the manifest" for rel in found
-            if rel not in listed]
+    found = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*.tar")
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    return [
+        f"{folder / rel}: shard on disk is not in the manifest"
+        for rel in found
+        if rel not in listed
+    ]
 
 
 def _check_shard(
-    folder: Path, entry: ShardEntry, n_classes: int, advance: Callable[[int], None],
+    folder: Path,
+    entry: ShardEntry,
+    n_classes: int,
+    advance: Callable[[int], None],
 ) -> tuple[list[str], shardcheck.ShardStructure | None]:
     path = folder / entry.path
     if not path.is_file():
@@ -368,14 +409,24 @@ def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfe
     transfer.check_writable(directory)
     resume_file = directory / STATE_DIR / "resume" / f"{src.info.infohash}.resume"
     resume = resume_file.read_bytes() if resume_file.is_file() else None
-    spec = engine.AddSpec(save_path=directory, torrent=src.torrent,
-                          magnet=src.info.magnet if src.torrent is None else None,
-                          resume=resume,
-                          trackers=opts.trackers, web_seeds=opts.web_seeds, peers=opts.peers)
-    job_opts = transfer.JobOptions(save_path=directory, seed_hours=opts.seed_hours,
-                                   seed_ratio=opts.seed_ratio, peers=opts.peers,
-                                   web_seeds=opts.web_seeds, trackers=opts.trackers,
-                                   timeout=opts.timeout)
+    spec = engine.AddSpec(
+        save_path=directory,
+        torrent=src.torrent,
+        magnet=src.info.magnet if src.torrent is None else None,
+        resume=resume,
+        trackers=opts.trackers,
+        web_seeds=opts.web_seeds,
+        peers=opts.peers,
+    )
+    job_opts = transfer.JobOptions(
+        save_path=directory,
+        seed_hours=opts.seed_hours,
+        seed_ratio=opts.seed_ratio,
+        peers=opts.peers,
+        web_seeds=opts.web_seeds,
+        trackers=opts.trackers,
+        timeout=opts.timeout,
+    )
     return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
 
 
@@ -402,18 +453,36 @@ def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> trans
     for path, size in src.info.files:
         on_disk = folder / path
         if not on_disk.is_file() or on_disk.stat().st_size != size:
-            raise StorageError(on_disk, f"missing or not {size} bytes; this folder does not "
-                                        "hold the torrent's data")
-    spec = engine.AddSpec(save_path=folder.parent, torrent=src.torrent,
-                          seed_mode=opts.skip_check, peers=opts.peers, root_name=folder.name)
-    job_opts = transfer.JobOptions(save_path=folder.parent, seed_hours=opts.seed_hours,
-                                   seed_ratio=opts.seed_ratio, peers=opts.peers,
-                                   seeding_only=True, skip_check=opts.skip_check)
+            raise StorageError(
+                on_disk,
+                f"missing or not {size} bytes; this folder does not hold the torrent's data",
+            )
+    spec = engine.AddSpec(
+        save_path=folder.parent,
+        torrent=src.torrent,
+        seed_mode=opts.skip_check,
+        peers=opts.peers,
+        root_name=folder.name,
+    )
+    job_opts = transfer.JobOptions(
+        save_path=folder.parent,
+        seed_hours=opts.seed_hours,
+        seed_ratio=opts.seed_ratio,
+        peers=opts.peers,
+        seeding_only=True,
+        skip_check=opts.skip_check,
+    )
     return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
 
 
-def _run_job(session: engine.SessionOptions, spec: engine.AddSpec, job_opts: transfer.JobOptions,
-             emit: transfer.Emit, stop: threading.Event, name: str) -> transfer.JobResult:
+def _run_job(
+    session: engine.SessionOptions,
+    spec: engine.AddSpec,
+    job_opts: transfer.JobOptions,
+    emit: transfer.Emit,
+    stop: threading.Event,
+    name: str,
+) -> transfer.JobResult:
     eng = engine.Engine(session)
     try:
         job = transfer.Job(eng, spec, job_opts, emit, stop, known_name=name)
@@ -424,5 +493,12 @@ def _run_job(session: engine.SessionOptions, spec: engine.AddSpec, job_opts: tra
     return result
 
 
-__all__ = ["CreateOptions", "CreateResult", "ManifestError", "VerifyReport", "create", "info",
-           "verify"]
+__all__ = [
+    "CreateOptions",
+    "CreateResult",
+    "ManifestError",
+    "VerifyReport",
+    "create",
+    "info",
+    "verify",
+]

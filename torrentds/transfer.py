@@ -73,8 +73,15 @@ class JobResult:
 class Job:
     """Runs one torrent to completion (and seeding) on an engine."""
 
-    def __init__(self, engine: eng.Engine, spec: eng.AddSpec, opts: JobOptions, emit: Emit,
-                 stop: threading.Event, known_name: str = "") -> None:
+    def __init__(
+        self,
+        engine: eng.Engine,
+        spec: eng.AddSpec,
+        opts: JobOptions,
+        emit: Emit,
+        stop: threading.Event,
+        known_name: str = "",
+    ) -> None:
         self.engine = engine
         self.opts = opts
         self.emit = emit
@@ -105,8 +112,14 @@ class Job:
     # -- the loop ---------------------------------------------------------------
     def run(self) -> JobResult:
         start = time.monotonic()
-        self.emit({"event": "started", "infohash": self.ref.infohash, "name": self.name,
-                   "listen_port": self.engine.listen_port()})
+        self.emit(
+            {
+                "event": "started",
+                "infohash": self.ref.infohash,
+                "name": self.name,
+                "listen_port": self.engine.listen_port(),
+            }
+        )
         if self.ref.has_metadata():
             self._on_metadata()
         last_progress = last_resume = last_connect = time.monotonic()
@@ -141,31 +154,48 @@ class Job:
                 base_up = self.ref.status().uploaded
                 if self._seed_limit_reached(0.0, 0):
                     break
-                self.emit({"event": "seeding", "hours": _finite(self.opts.seed_hours),
-                           "ratio": self.opts.seed_ratio})
+                self.emit(
+                    {
+                        "event": "seeding",
+                        "hours": _finite(self.opts.seed_hours),
+                        "ratio": self.opts.seed_ratio,
+                    }
+                )
             if self.completed and seeding_since is not None:
                 up = self.ref.status().uploaded - base_up
                 if self._seed_limit_reached(now - seeding_since, up):
                     break
-            if (not self.completed and self.opts.timeout is not None
-                    and now - start > self.opts.timeout):
+            if (
+                not self.completed
+                and self.opts.timeout is not None
+                and now - start > self.opts.timeout
+            ):
                 self._save_resume_blocking()
                 st = self.ref.status()
-                raise TorrentdsError(self.name or self.ref.infohash,
-                                     f"gave up after {self.opts.timeout:g} s at "
-                                     f"{st.progress:.0%} with {st.peers} peers")
+                raise TorrentdsError(
+                    self.name or self.ref.infohash,
+                    f"gave up after {self.opts.timeout:g} s at "
+                    f"{st.progress:.0%} with {st.peers} peers",
+                )
         if not self.completed or stopped:
             self._save_resume_blocking()
         st = self.ref.status()
         seeded = time.monotonic() - seeding_since if seeding_since is not None else 0.0
         size = self.total_size or st.total_wanted or 1
         return JobResult(
-            infohash=self.ref.infohash, name=self.name,
-            dataset_dir=str(self.dataset_dir or ""), downloaded=st.downloaded,
-            uploaded=st.uploaded, ratio=round(st.uploaded / size, 3),
+            infohash=self.ref.infohash,
+            name=self.name,
+            dataset_dir=str(self.dataset_dir or ""),
+            downloaded=st.downloaded,
+            uploaded=st.uploaded,
+            ratio=round(st.uploaded / size, 3),
             seconds_seeded=round(seeded, 1),
-            shards_ready=sum(s.ready for s in self.shards), shards_total=len(self.shards),
-            stopped=stopped, hash_failures=self.hash_failures, warnings=self.warnings)
+            shards_ready=sum(s.ready for s in self.shards),
+            shards_total=len(self.shards),
+            stopped=stopped,
+            hash_failures=self.hash_failures,
+            warnings=self.warnings,
+        )
 
     def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
         if seconds >= self.opts.seed_hours * 3600:
@@ -224,18 +254,30 @@ class Job:
             manifest.write_atomic(copy, self.ref.torrent_bytes())
         self.ready_log = handoff.ReadyLog(self.dataset_dir)
         self.manifest_index = next(
-            (i for i, (p, _) in enumerate(files) if p == manifest.MANIFEST_NAME), None)
-        self.emit({"event": "metadata", "name": self.name, "bytes": self.total_size,
-                   "files": len(files), "pieces": self.ref.num_pieces(),
-                   "piece_size": self.ref.piece_size(),
-                   "manifest": self.manifest_index is not None})
+            (i for i, (p, _) in enumerate(files) if p == manifest.MANIFEST_NAME), None
+        )
+        self.emit(
+            {
+                "event": "metadata",
+                "name": self.name,
+                "bytes": self.total_size,
+                "files": len(files),
+                "pieces": self.ref.num_pieces(),
+                "piece_size": self.ref.piece_size(),
+                "manifest": self.manifest_index is not None,
+            }
+        )
         st = self.ref.status(with_pieces=True)
         self.have = {i for i, h in enumerate(st.pieces) if h}
         if self.manifest_index is None:
-            self._warn("no torrentds.json in this torrent: each .tar is checked by its pieces "
-                       "only, with no sha256 to compare")
-            self._track([ShardEntry(p, "data", size, "", 0)
-                         for p, size in files if p.endswith(".tar")], files)
+            self._warn(
+                "no torrentds.json in this torrent: each .tar is checked by its pieces "
+                "only, with no sha256 to compare"
+            )
+            self._track(
+                [ShardEntry(p, "data", size, "", 0) for p, size in files if p.endswith(".tar")],
+                files,
+            )
         else:
             prio = [4] * len(files)
             prio[self.manifest_index] = 7  # fetched first: it says what every shard must be
@@ -262,8 +304,11 @@ class Job:
         offsets = dict(zip((p for p, _ in files), _offsets(files), strict=True))
         piece_size = self.ref.piece_size()
         for entry in entries:
-            shard = _Shard(entry, self.dataset_dir / entry.path,
-                           _piece_span(offsets[entry.path], entry.bytes, piece_size))
+            shard = _Shard(
+                entry,
+                self.dataset_dir / entry.path,
+                _piece_span(offsets[entry.path], entry.bytes, piece_size),
+            )
             self.shards.append(shard)
             for p in shard.pieces:
                 self.by_piece.setdefault(p, []).append(shard)
@@ -324,12 +369,17 @@ class Job:
             expected = shard.entry.sha256
             if expected and digest != expected:
                 shard.failures += 1
-                self._warn(f"{shard.file_path}: sha256 {digest[:12]}… does not match the "
-                           f"manifest's {expected[:12]}…; re-checking and fetching it again")
+                self._warn(
+                    f"{shard.file_path}: sha256 {digest[:12]}… does not match the "
+                    f"manifest's {expected[:12]}…; re-checking and fetching it again"
+                )
                 if shard.failures >= MAX_SHARD_FAILURES:
-                    raise ManifestError(shard.file_path, "sha256 keeps disagreeing with the "
-                                        "manifest although every piece passed; the manifest "
-                                        "does not describe this torrent's data")
+                    raise ManifestError(
+                        shard.file_path,
+                        "sha256 keeps disagreeing with the "
+                        "manifest although every piece passed; the manifest "
+                        "does not describe this torrent's data",
+                    )
                 recheck = True
                 continue
             entry = shard.entry if expected else _with_sha(shard.entry, digest)
@@ -337,9 +387,16 @@ class Job:
             assert self.ready_log is not None
             record = self.ready_log.append(entry)
             if record is not None:
-                self.emit({"event": "shard_ready", "path": entry.path, "split": entry.split,
-                           "samples": entry.samples, "bytes": entry.bytes,
-                           "sha256": digest})
+                self.emit(
+                    {
+                        "event": "shard_ready",
+                        "path": entry.path,
+                        "split": entry.split,
+                        "samples": entry.samples,
+                        "bytes": entry.bytes,
+                        "sha256": digest,
+                    }
+                )
             # A verified shard must survive a crash: save resume data now.
             self._request_resume()
         self.candidates.clear()
@@ -361,8 +418,15 @@ class Job:
         self.ref.flush()
         self._save_resume_blocking(wait_flush=True)
         st = self.ref.status()
-        self.emit({"event": "completed", "downloaded": st.downloaded, "uploaded": st.uploaded,
-                   "shards": len(self.shards), "dataset_dir": str(self.dataset_dir)})
+        self.emit(
+            {
+                "event": "completed",
+                "downloaded": st.downloaded,
+                "uploaded": st.uploaded,
+                "shards": len(self.shards),
+                "dataset_dir": str(self.dataset_dir),
+            }
+        )
 
     # -- resume data ------------------------------------------------------------
     def _request_resume(self) -> None:
@@ -399,12 +463,19 @@ class Job:
         remaining = st.total_wanted - st.total_done
         eta = remaining / st.download_rate if st.download_rate > 0 else None
         event: dict[str, Any] = {
-            "event": "progress", "state": st.state, "done": st.total_done,
-            "total": st.total_wanted, "progress": round(st.progress, 4),
-            "down_rate": st.download_rate, "up_rate": st.upload_rate, "peers": st.peers,
-            "shards_ready": sum(s.ready for s in self.shards), "shards_total": len(self.shards),
+            "event": "progress",
+            "state": st.state,
+            "done": st.total_done,
+            "total": st.total_wanted,
+            "progress": round(st.progress, 4),
+            "down_rate": st.download_rate,
+            "up_rate": st.upload_rate,
+            "peers": st.peers,
+            "shards_ready": sum(s.ready for s in self.shards),
+            "shards_total": len(self.shards),
             "eta": round(eta, 1) if eta is not None else None,
-            "downloaded": st.downloaded, "uploaded": st.uploaded,
+            "downloaded": st.downloaded,
+            "uploaded": st.uploaded,
         }
         if seeding_since is not None and math.isfinite(self.opts.seed_hours):
             left = self.opts.seed_hours * 3600 - (time.monotonic() - seeding_since)
@@ -431,8 +502,15 @@ def _piece_span(start: int, size: int, piece_size: int) -> range:
 
 
 def _with_sha(entry: ShardEntry, sha: str) -> ShardEntry:
-    return ShardEntry(entry.path, entry.split, entry.bytes, sha, entry.samples,
-                      entry.first_piece, entry.last_piece)
+    return ShardEntry(
+        entry.path,
+        entry.split,
+        entry.bytes,
+        sha,
+        entry.samples,
+        entry.first_piece,
+        entry.last_piece,
+    )
 
 
 def _load_checked(dataset_dir: Path, files: list[tuple[str, int]], piece_size: int) -> Manifest:
@@ -447,8 +525,11 @@ def _load_checked(dataset_dir: Path, files: list[tuple[str, int]], piece_size: i
             raise ManifestError(where, f"{s.path}: not in the torrent with {s.bytes} bytes")
         span = _piece_span(offsets[key], s.bytes, piece_size)
         if (span.start, span.stop - 1) != (s.first_piece, s.last_piece):
-            raise ManifestError(where, f"{s.path}: piece range {s.first_piece}-{s.last_piece} "
-                                       f"disagrees with the torrent ({span.start}-{span.stop - 1})")
+            raise ManifestError(
+                where,
+                f"{s.path}: piece range {s.first_piece}-{s.last_piece} "
+                f"disagrees with the torrent ({span.start}-{span.stop - 1})",
+            )
     if doc.piece_size != piece_size:
         raise ManifestError(where, f"piece_size {doc.piece_size} != torrent's {piece_size}")
     return doc
