@@ -32,8 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check torrentds tests benchmarks
-	$(BIN)/ruff format --check torrentds tests benchmarks
+	$(BIN)/ruff check torrentds tests benchmarks scripts
+	$(BIN)/ruff format --check torrentds tests benchmarks scripts
 
 types: venv
 	$(BIN)/mypy
@@ -47,14 +47,10 @@ test-all: setup lint types
 	$(BIN)/pytest -q -m ''
 
 # The main job on an embedded default: a generated Tiny-ImageNet-shaped
-# dataset, packed and turned into a torrent; no packet leaves the machine.
+# dataset, packed into a torrent, seeded and fetched by two peers with every
+# shard verified; loopback only, no packet leaves the machine.
 demo: setup
-	rm -rf $(DEMO_DIR)
-	$(BIN)/python -m torrentds.demo_data $(DEMO_DIR)/tiny-imagenet-200
-	$(BIN)/torrentds create $(DEMO_DIR)/tiny-imagenet-200 --no-default-trackers \
-	  --tracker http://127.0.0.1:6969/announce --shard-size 2M -o $(DEMO_DIR)/tiny-imagenet-200.torrent
-	$(BIN)/torrentds verify $(DEMO_DIR)/tiny-imagenet-200-wds
-	$(BIN)/torrentds info $(DEMO_DIR)/tiny-imagenet-200.torrent
+	$(BIN)/python scripts/demo.py $(DEMO_DIR)
 
 bench-create: setup
 	$(BIN)/python benchmarks/create.py

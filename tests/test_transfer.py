@@ -360,3 +360,38 @@ def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path)
     assert "does not hold the torrent's data" in p.stderr
     wait_until(lambda: p.proc.poll() is not None, 5, "exit")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a real "No space left on device" (needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_then_rerun_completes(dataset: Dataset, small_disk: Path) -> None:
+    seeder = _seed(dataset)
+    with running(seeder):
+        peer = f"127.0.0.1:{seeder.port}"
+        first = _get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
+        with running(first):
+            assert first.finish(90) == 1
+        assert "No space left on device" in first.stderr, first.stderr
+        assert first.stderr.strip().count("\n") == 0 and "Traceback" not in first.stderr
+        # Free space (grow the filesystem) and run the same command again.
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+        second = _get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
+        with running(second):
+            assert second.finish(90) == 0, second.stderr
+    _assert_intact(small_disk / dataset.name)
