@@ -265,9 +265,10 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
         first = _get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}", "--timeout", "8")
         with running(first):
             assert first.finish(60) == 1
-        ready = (dest / ds.name / ".torrentds" / "ready.jsonl").read_text()
-        assert "train/train-000000.tar" not in ready
-        assert ready.count("\n") >= 1
+        # (The leecher bans the seeder's IP at the first bad piece, so how much
+        # else arrived first varies; what matters is that the bad shard never did.)
+        log = dest / ds.name / ".torrentds" / "ready.jsonl"
+        assert "train/train-000000.tar" not in (log.read_text() if log.exists() else "")
         # A good web seed appears: the rerun completes with the right bytes.
         second = _get(
             str(ds.torrent),

@@ -79,6 +79,7 @@ def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
         "enable_natpmp": opts.upnp,
         # libtorrent 2.1 asks a public STUN server for WebTorrent; never.
         "webtorrent_stun_server": "",
+        "max_webtorrent_offers": 0,
         "upload_rate_limit": opts.max_upload,
         "download_rate_limit": opts.max_download,
         "user_agent": "torrentds/libtorrent " + ENGINE_VERSION,
@@ -358,6 +359,11 @@ class Engine:
         except RuntimeError as exc:
             raise MetainfoError(spec.magnet or "torrent", f"libtorrent refused it: {exc}") from exc
         atp.save_path = str(spec.save_path)
+        # Resume data keeps banned IPs; on loopback or behind NAT one ban would
+        # shut out every peer at that address for good.
+        atp.banned_peers = []
+        # WebTorrent (ws/wss trackers) would need the STUN server we turned off.
+        atp.trackers = [t for t in atp.trackers if not t.startswith(("ws://", "wss://"))]
         if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
             fs = atp.ti.files()
             atp.renamed_files = {

@@ -67,11 +67,14 @@ class PieceHasher:
         return FileDigest(self.sha256.hexdigest(), tuple(self.pieces))
 
 
-def sha256_file(path: Path, advance: Callable[[int], None] | None = None) -> str:
-    """Hex sha256 of one file, read in large chunks."""
+def sha256_file(path: Path, advance: Callable[[int], None] | None = None,
+                durable: bool = False) -> str:
+    """Hex sha256 of one file, read in large chunks; ``durable`` fsyncs it first."""
     h = hashlib.sha256()
     try:
         with open(path, "rb", buffering=0) as fh:
+            if durable:
+                os.fsync(fh.fileno())  # libtorrent's flush writes but never fsyncs
             while chunk := fh.read(READ_CHUNK):
                 h.update(chunk)
                 if advance:

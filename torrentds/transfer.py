@@ -365,7 +365,7 @@ class Job:
             shard = by_path[path]
             if shard.ready or not self._complete_pieces(shard):
                 continue
-            digest = hashing.sha256_file(shard.file_path)
+            digest = hashing.sha256_file(shard.file_path, durable=True)
             expected = shard.entry.sha256
             if expected and digest != expected:
                 shard.failures += 1
