@@ -775,7 +775,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1440,
         help="aria2c leechers' --seed-time; they are stopped when the run ends (1440)",
     )
-    p.add_argument("--workdir", type=Path, help="default: a fresh temp dir under /tmp")
+    p.add_argument("--workdir", type=Path, help="parent of the temp dir (default /tmp)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (data and logs)")
     args = p.parse_args(argv)
     if min(args.size_mb, args.repeat, *args.n) < 1:
         p.error("--size-mb, --repeat and --n must be positive")
@@ -806,7 +807,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, work, tracker)
     finally:
         tracker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path, tracker: Tracker) -> int:
@@ -841,7 +845,8 @@ def run(args: argparse.Namespace, work: Path, tracker: Tracker) -> int:
                 try:
                     result = runners[tool](ctx, n, run_dir)
                 finally:
-                    shutil.rmtree(run_dir, ignore_errors=True)
+                    if not args.keep:
+                        shutil.rmtree(run_dir, ignore_errors=True)
                 scenarios[(tool, n)].runs.append(result)
                 times = ", ".join(f"{t:.1f}" for t in result.times)
                 log(
@@ -860,7 +865,8 @@ def run(args: argparse.Namespace, work: Path, tracker: Tracker) -> int:
             try:
                 cpu = run_cpu(ctx, run_dir)
             finally:
-                shutil.rmtree(run_dir, ignore_errors=True)
+                if not args.keep:
+                    shutil.rmtree(run_dir, ignore_errors=True)
             cpu_runs.append(cpu)
             log(
                 f"  leecher {cpu.leecher_s:.1f} s, CPU {cpu.cpu_pct:.1f}%, "

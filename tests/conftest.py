@@ -269,3 +269,7 @@ def adopted_tree(tmp_path: Path) -> Path:
     make_shard(root / "train" / "train-000001.tar", shard_members(rng, "b", 3), trailing=1234)
     make_shard(root / "val" / "val-000000.tar", shard_members(rng, "c", 2), trailing=333)
     return root
+
+
+# Network fixtures (opentracker, nginx, a seeded dataset), shared by every test module.
+from tests.netfixtures import dataset, tracker, web  # noqa: E402, F401

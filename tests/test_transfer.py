@@ -8,91 +8,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.netfixtures import Dataset, create_dataset
 from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
-from torrentds.demo_data import make_tiny_imagenet
 
 pytestmark = pytest.mark.skipif(
     shutil.which("opentracker") is None, reason="needs Debian's opentracker (make setup)"
 )
-
-
-@dataclass(frozen=True)
-class Dataset:
-    origin: Path  # the seeder's dataset folder (NAME-wds)
-    torrent: Path
-    infohash: str
-    name: str
-    size: int
-
-
-@pytest.fixture(scope="module")
-def tracker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opentracker]:
-    t = Opentracker(tmp_path_factory.mktemp("opentracker"))
-    yield t
-    t.stop()
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, Path]]:
-    root = tmp_path_factory.mktemp("www")
-    server = Nginx(root, tmp_path_factory.mktemp("nginx"))
-    yield server, root
-    server.stop()
-
-
-def _create(
-    base: Path, tracker: Opentracker, *extra: str, classes: int = 6, per_class: int = 40
-) -> Dataset:
-    raw = make_tiny_imagenet(
-        base / "tiny", classes=classes, train_per_class=per_class, val_per_class=10, image_size=64
-    )
-    out = subprocess.run(
-        [
-            *_cli(),
-            "create",
-            str(raw),
-            "--no-default-trackers",
-            "--tracker",
-            tracker.url,
-            "--shard-size",
-            "256K",
-            "--piece-size",
-            "64K",
-            "-o",
-            str(base / "tiny.torrent"),
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    result = json.loads(out.stdout)
-    tracker.allow(result["infohash"])
-    return Dataset(
-        Path(result["dataset_dir"]),
-        base / "tiny.torrent",
-        result["infohash"],
-        result["name"],
-        result["bytes"],
-    )
-
-
-def _cli() -> list[str]:
-    from tests.procs import TORRENTDS
-
-    return TORRENTDS
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory, tracker: Opentracker) -> Dataset:
-    return _create(tmp_path_factory.mktemp("ds"), tracker)
 
 
 def _seed(ds: Dataset, *extra: str) -> Torrentds:
@@ -172,7 +97,7 @@ def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
 
 def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, Path]) -> None:
     server, root = web
-    ds = _create(tmp_path, tracker, "--web-seed", server.url, "--name", "webseeded")
+    ds = create_dataset(tmp_path, tracker, "--web-seed", server.url, "--name", "webseeded")
     # nginx serves NAME/... : the BEP 19 URL + torrent name + path.
     (root / ds.name).symlink_to(ds.origin)
     before = server.requests_served()
@@ -184,7 +109,7 @@ def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, P
 
 
 def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) -> None:
-    ds = _create(tmp_path, tracker, classes=8, per_class=120)
+    ds = create_dataset(tmp_path, tracker, classes=8, per_class=120)
     seeder = _seed(ds, "--max-upload", "2M")
     with running(seeder):
         first = _get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
@@ -240,7 +165,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
     tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, Path], skip_check: bool
 ) -> None:
     server, root = web
-    ds = _create(tmp_path, tracker, "--name", f"corrupted-{skip_check}")
+    ds = create_dataset(tmp_path, tracker, "--name", f"corrupted-{skip_check}")
     good = tmp_path / "good" / ds.name
     shutil.copytree(ds.origin, good)
     (root / ds.name).symlink_to(good)

@@ -122,6 +122,8 @@ def main() -> None:
     torrentds verify DIR           check a dataset folder offline
     torrentds get SOURCE           download, verify each shard, seed
     torrentds seed DIR TORRENT     seed a dataset folder (a swarm's origin)
+    torrentds wait DIR             block until shards of a split are verified
+    torrentds urls DIR             print verified shard paths, or the brace pattern
     """
 
 
@@ -310,6 +312,61 @@ def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
             click.echo("OK" if report.ok else f"{len(report.problems)} problem(s) found")
         if not report.ok:
             sys.exit(1)
+
+    _run(run)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--split", default="train", show_default=True, help="Which split to wait for.")
+@click.option("--shards", type=click.IntRange(min=1), metavar="N", help="Wait for N shards.")
+@click.option("--all", "wait_all", is_flag=True, help="Wait for every shard (the default).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Give up (exit 1, naming what is missing) after this long. Default: wait forever.",
+)
+def wait(
+    folder: Path, split: str, shards: int | None, wait_all: bool, timeout: float | None
+) -> None:
+    """Block until shards of SPLIT in the dataset FOLDER are verified.
+
+    FOLDER is the dataset folder (DIR/NAME of `torrentds get -d DIR`; it may
+    not exist yet). Exits 0 once N shards (--shards N) or all of them (--all)
+    are in FOLDER/.torrentds/ready.jsonl; exits 1 on timeout or when the
+    download failed.
+    """
+    if shards is not None and wait_all:
+        raise click.UsageError("give --shards N or --all, not both")
+
+    def run() -> None:
+        status = service.wait_ready(folder, split, shards, timeout)
+        click.echo(f"{split}: {len(status.ready)} of {status.total} shards ready")
+
+    _run(run)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--split", default="train", show_default=True, help="Which split.")
+@click.option(
+    "--pattern",
+    is_flag=True,
+    help="Print the split's brace pattern from the manifest (all shards, ready or not).",
+)
+def urls(folder: Path, split: str, pattern: bool) -> None:
+    """Print the verified shards of SPLIT in FOLDER, one path a line (ready order).
+
+    With --pattern, print the brace pattern of every shard of the split from
+    the manifest, e.g. FOLDER/val/val-{000000..000001}.tar, for
+    webdataset.WebDataset; pair it with `torrentds wait FOLDER --all`.
+    """
+
+    def run() -> None:
+        for line in service.ready_urls(folder, split, pattern):
+            click.echo(line)
 
     _run(run)
 
@@ -548,6 +605,23 @@ def _print_summary(result: transfer.JobResult) -> None:
     is_flag=True,
     help="A bare info-hash gets no Academic Torrents trackers (closed clusters).",
 )
+@click.option(
+    "--rank",
+    type=int,
+    default=None,
+    help="This node's rank: fetch its own shards (index %% world size == rank) first.",
+)
+@click.option("--world-size", type=int, default=None, help="Number of training nodes.")
+@click.option(
+    "--only-mine", is_flag=True, help="With --rank: fetch (and seed) only this node's shards."
+)
+@click.option(
+    "--window",
+    type=int,
+    default=3,
+    show_default=True,
+    help="How many shards at the head of this peer's order get top priority.",
+)
 @_network_options
 def get(
     source: str,
@@ -556,6 +630,10 @@ def get(
     trackers: tuple[str, ...],
     timeout: float | None,
     no_default_trackers: bool,
+    rank: int | None,
+    world_size: int | None,
+    only_mine: bool,
+    window: int,
     listen: str,
     peers: tuple[str, ...],
     dht: bool,
@@ -585,6 +663,10 @@ def get(
         trackers=trackers,
         timeout=timeout,
         default_trackers=not no_default_trackers,
+        rank=rank,
+        world_size=world_size,
+        only_mine=only_mine,
+        window=window,
         session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
     )
 

@@ -317,6 +317,9 @@ class AddSpec:
     web_seeds: tuple[str, ...] = ()
     peers: tuple[str, ...] = ()
     root_name: str | None = None  # store NAME/... under this folder name instead
+    # Every file starts at priority 0 (also for a magnet's metadata, when it
+    # arrives), so nothing is requested before the caller chose an order.
+    hold_files: bool = False
 
 
 class Engine:
@@ -373,6 +376,8 @@ class Engine:
         flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
         if spec.seed_mode:
             flags |= lt.torrent_flags.seed_mode
+        if spec.hold_files:
+            flags |= lt.torrent_flags.default_dont_download
         atp.flags = flags
         if spec.trackers:
             atp.trackers = list(atp.trackers) + list(spec.trackers)

@@ -56,3 +56,11 @@ class FetchError(TorrentdsError):
 
 class StorageError(TorrentdsError):
     """Reading or writing local files failed (disk full, permissions)."""
+
+
+class NotReadyError(TorrentdsError):
+    """Shards a reader waited for were not verified in time."""
+
+
+class SidecarError(TorrentdsError):
+    """The downloader reported a fatal error (``.torrentds/error.json``)."""

@@ -67,8 +67,9 @@ class PieceHasher:
         return FileDigest(self.sha256.hexdigest(), tuple(self.pieces))
 
 
-def sha256_file(path: Path, advance: Callable[[int], None] | None = None,
-                durable: bool = False) -> str:
+def sha256_file(
+    path: Path, advance: Callable[[int], None] | None = None, durable: bool = False
+) -> str:
     """Hex sha256 of one file, read in large chunks; ``durable`` fsyncs it first."""
     h = hashlib.sha256()
     try:

@@ -6,9 +6,11 @@ prints. Long work reports through a ``Reporter``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Callable
@@ -17,8 +19,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from torrentds import engine, hashing, manifest, metainfo, pack, scan, shardcheck, transfer
-from torrentds.errors import ManifestError, OutputExistsError, ShardError, StorageError, UsageError
+from torrentds import (
+    consume,
+    engine,
+    handoff,
+    hashing,
+    manifest,
+    metainfo,
+    order,
+    pack,
+    scan,
+    shardcheck,
+    transfer,
+)
+from torrentds.errors import (
+    ManifestError,
+    OutputExistsError,
+    ShardError,
+    StorageError,
+    TorrentdsError,
+    UsageError,
+)
 from torrentds.manifest import Manifest, ShardEntry
 from torrentds.progress import Reporter, SilentReporter
 
@@ -391,7 +412,34 @@ class GetOptions:
     trackers: tuple[str, ...] = ()
     timeout: float | None = None
     default_trackers: bool = True
+    rank: int | None = None
+    world_size: int | None = None
+    only_mine: bool = False
+    window: int = 3
     session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
+
+
+def _ordering(opts: GetOptions) -> order.Ordering:
+    if (opts.rank is None) != (opts.world_size is None):
+        raise UsageError("--rank/--world-size", "give both, or neither")
+    if (
+        opts.world_size is not None
+        and opts.rank is not None
+        and (opts.world_size < 1 or not 0 <= opts.rank < opts.world_size)
+    ):
+        raise UsageError(f"{opts.rank}/{opts.world_size}", "need 0 <= rank < world size")
+    if opts.only_mine and opts.rank is None:
+        raise UsageError("--only-mine", "needs --rank and --world-size")
+    if opts.window < 1:
+        raise UsageError(str(opts.window), "--window must be at least 1")
+    # Each peer its own shuffle, so a fresh swarm spreads over different shards.
+    return order.Ordering(
+        rank=opts.rank,
+        world_size=opts.world_size,
+        only_mine=opts.only_mine,
+        window=opts.window,
+        seed=secrets.randbits(64),
+    )
 
 
 def _check_seed_limits(hours: float, ratio: float | None) -> None:
@@ -404,6 +452,7 @@ def _check_seed_limits(hours: float, ratio: float | None) -> None:
 def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
     """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
+    ordering = _ordering(opts)
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)
@@ -417,6 +466,7 @@ def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfe
         trackers=opts.trackers,
         web_seeds=opts.web_seeds,
         peers=opts.peers,
+        hold_files=True,
     )
     job_opts = transfer.JobOptions(
         save_path=directory,
@@ -426,6 +476,7 @@ def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfe
         web_seeds=opts.web_seeds,
         trackers=opts.trackers,
         timeout=opts.timeout,
+        ordering=ordering,
     )
     return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
 
@@ -484,13 +535,35 @@ def _run_job(
     name: str,
 ) -> transfer.JobResult:
     eng = engine.Engine(session)
+    job: transfer.Job | None = None
     try:
         job = transfer.Job(eng, spec, job_opts, emit, stop, known_name=name)
         result = job.run()
+    except TorrentdsError as exc:
+        # Tell the training process to stop waiting for shards (a get's job only:
+        # a seeder's folder is complete and a reader there has nothing to wait for).
+        if job is not None and job.dataset_dir is not None and not job_opts.seeding_only:
+            with contextlib.suppress(TorrentdsError):
+                handoff.report_error(job.dataset_dir, str(exc))
+        raise
     finally:
         eng.close()
     emit({"event": "done", **dataclasses.asdict(result)})
     return result
+
+
+def wait_ready(
+    folder: Path, split: str = "train", shards: int | None = None, timeout: float | None = None
+) -> consume.ReadyStatus:
+    """Block until ``shards`` (None: all) shards of ``split`` are verified."""
+    return consume.wait_ready(folder, split, shards, timeout)
+
+
+def ready_urls(folder: Path, split: str = "train", pattern: bool = False) -> list[str]:
+    """The split's shards verified so far (ready order), or its brace pattern."""
+    if pattern:
+        return [consume.shard_pattern(folder, split)]
+    return consume.ready_now(folder, split).paths
 
 
 __all__ = [

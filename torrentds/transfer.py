@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from torrentds import engine as eng
-from torrentds import handoff, hashing, manifest
+from torrentds import handoff, hashing, manifest, order
 from torrentds.errors import ManifestError, StorageError, TorrentdsError
 from torrentds.manifest import Manifest, ShardEntry
 
@@ -43,6 +43,7 @@ class JobOptions:
     reconnect_interval: float = 10.0
     seeding_only: bool = False  # ``seed``: the data is expected to be complete
     skip_check: bool = False
+    ordering: order.Ordering = field(default_factory=order.Ordering)
 
 
 @dataclass
@@ -108,6 +109,8 @@ class Job:
         self.resume_path = spec.save_path / STATE_DIR / "resume" / f"{self.ref.infohash}.resume"
         self.resume_waiting = False
         self.total_size = 0
+        self.order: list[int] = []
+        self.file_priorities: list[int] = []
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> JobResult:
@@ -191,7 +194,7 @@ class Job:
             ratio=round(st.uploaded / size, 3),
             seconds_seeded=round(seeded, 1),
             shards_ready=sum(s.ready for s in self.shards),
-            shards_total=len(self.shards),
+            shards_total=len(self._wanted()),
             stopped=stopped,
             hash_failures=self.hash_failures,
             warnings=self.warnings,
@@ -249,6 +252,7 @@ class Job:
         self.dataset_dir = self.spec.save_path / (self.spec.root_name or self.name)
         self.total_size = sum(size for _, size in files)
         (self.dataset_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        handoff.clear_error(self.dataset_dir)  # a report from an earlier run is stale now
         copy = self.dataset_dir / STATE_DIR / "dataset.torrent"
         if not copy.exists():
             manifest.write_atomic(copy, self.ref.torrent_bytes())
@@ -278,10 +282,16 @@ class Job:
                 [ShardEntry(p, "data", size, "", 0) for p, size in files if p.endswith(".tar")],
                 files,
             )
+            if not self.shards:  # no .tar at all: fetch everything as it comes
+                self.ref.prioritize_files([order.NORMAL] * len(files))
         else:
-            prio = [4] * len(files)
-            prio[self.manifest_index] = 7  # fetched first: it says what every shard must be
-            self.ref.prioritize_files(prio)
+            # Nothing but the manifest until it is here: it says what every shard
+            # must be, and requests queued before it would ignore this peer's order.
+            if not self.opts.seeding_only:
+                prio = [order.SKIP] * len(files)
+                prio[self.manifest_index] = order.TOP
+                self.file_priorities = prio
+                self.ref.prioritize_files(prio)
             self._try_manifest()
 
     def _try_manifest(self) -> None:
@@ -316,7 +326,33 @@ class Job:
         for shard in self.shards:
             if shard.entry.path in self.ready_log.logged and self._complete_pieces(shard):
                 shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
+        self.order = order.download_order([s.entry for s in self.shards], self.opts.ordering)
+        self._apply_priorities()
         self._rescan()
+
+    def _apply_priorities(self) -> None:
+        """File priorities: manifest first, then the window of this peer's order."""
+        if self.opts.seeding_only or not self.shards:
+            return
+        entries = [s.entry for s in self.shards]
+        shard_prio = order.priorities(
+            entries, self.order, [s.ready for s in self.shards], self.opts.ordering
+        )
+        by_path = {s.entry.path: p for s, p in zip(self.shards, shard_prio, strict=True)}
+        prio = [by_path.get(path, order.NORMAL) for path, _ in self._files()]
+        if self.manifest_index is not None:
+            prio[self.manifest_index] = order.TOP
+        if prio != self.file_priorities:
+            self.file_priorities = prio
+            self.ref.prioritize_files(prio)
+
+    def _wanted(self) -> list[_Shard]:
+        """Shards this job must make ready (all, or only this node's with --only-mine)."""
+        o = self.opts.ordering
+        if not (o.only_mine and o.rank is not None and o.world_size):
+            return self.shards
+        own = order.mine([s.entry for s in self.shards], o.rank, o.world_size)
+        return [s for i, s in enumerate(self.shards) if i in own]
 
     def _files(self) -> list[tuple[str, int]]:
         """The torrent's files relative to the dataset folder, in torrent order."""
@@ -399,6 +435,7 @@ class Job:
                 )
             # A verified shard must survive a crash: save resume data now.
             self._request_resume()
+            self._apply_priorities()
         self.candidates.clear()
         if recheck:
             self.have.clear()
@@ -407,7 +444,7 @@ class Job:
     def _is_complete(self) -> bool:
         if self.dataset_dir is None or (not self.shards and self.manifest_index is not None):
             return False
-        if not all(s.ready for s in self.shards):
+        if not all(s.ready for s in self._wanted()):
             return False
         st = self.ref.status()
         return st.is_seeding or (st.total_wanted > 0 and st.total_done == st.total_wanted)
@@ -472,7 +509,7 @@ class Job:
             "up_rate": st.upload_rate,
             "peers": st.peers,
             "shards_ready": sum(s.ready for s in self.shards),
-            "shards_total": len(self.shards),
+            "shards_total": len(self._wanted()),
             "eta": round(eta, 1) if eta is not None else None,
             "downloaded": st.downloaded,
             "uploaded": st.uploaded,

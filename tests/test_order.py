@@ -1,0 +1,130 @@
+"""Shard order: a ranked node's own shards first, a window of top priority."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.netfixtures import Dataset
+from tests.procs import ISOLATED, Torrentds, running
+from tests.test_transfer import _seed
+from torrentds import order
+from torrentds.manifest import ShardEntry
+
+
+def _entries(n_train: int, n_val: int) -> list[ShardEntry]:
+    return [
+        ShardEntry(f"train/train-{i:06d}.tar", "train", 1, "0" * 64, 1) for i in range(n_train)
+    ] + [ShardEntry(f"val/val-{i:06d}.tar", "val", 1, "0" * 64, 1) for i in range(n_val)]
+
+
+@given(st.integers(1, 40), st.integers(0, 10), st.integers(1, 8), st.data())
+def test_ranked_order_puts_own_shards_first(
+    n_train: int, n_val: int, world: int, data: st.DataObject
+) -> None:
+    rank = data.draw(st.integers(0, world - 1))
+    entries = _entries(n_train, n_val)
+    got = order.download_order(entries, order.Ordering(rank=rank, world_size=world))
+    assert sorted(got) == list(range(len(entries)))
+    own = order.mine(entries, rank, world)
+    # split_by_node: urls[rank::world_size] within each split
+    expected = {i for i in range(n_train) if i % world == rank}
+    expected |= {n_train + i for i in range(n_val) if i % world == rank}
+    assert own == expected
+    assert set(got[: len(own)]) == own
+
+
+@given(st.integers(1, 30), st.integers(1, 5), st.integers(0, 2**32))
+def test_window_is_next_unready_shards(n: int, window: int, seed: int) -> None:
+    entries = _entries(n, 0)
+    ordering = order.Ordering(window=window, seed=seed)
+    seq = order.download_order(entries, ordering)
+    ready = [False] * n
+    for done in seq:  # as shards complete, the window slides along the order
+        prio = order.priorities(entries, seq, ready, ordering)
+        top = [i for i in range(n) if prio[i] == order.TOP]
+        assert top == sorted([i for i in seq if not ready[i]][:window])
+        assert all(p in (order.TOP, order.NORMAL) for p in prio)
+        ready[done] = True
+
+
+def test_peers_shuffle_differently() -> None:
+    entries = _entries(20, 0)
+    a = order.download_order(entries, order.Ordering(seed=1))
+    b = order.download_order(entries, order.Ordering(seed=2))
+    assert a != b and sorted(a) == sorted(b)
+
+
+def test_only_mine_skips_others() -> None:
+    entries = _entries(8, 0)
+    ordering = order.Ordering(rank=1, world_size=4, only_mine=True, window=1)
+    seq = order.download_order(entries, ordering)
+    prio = order.priorities(entries, seq, [False] * 8, ordering)
+    assert prio == [0, 7, 0, 0, 0, 6, 0, 0]
+
+
+def _ready_paths(folder: Path) -> list[str]:
+    log = folder / ".torrentds" / "ready.jsonl"
+    return [json.loads(line)["path"] for line in log.read_text().splitlines()]
+
+
+def test_rank_1_of_4_logs_its_shards_first(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset, "--max-upload", "2M")
+    with running(seeder):
+        leecher = Torrentds(
+            [
+                "get",
+                str(dataset.torrent),
+                "-d",
+                str(tmp_path),
+                "--json",
+                "--rank",
+                "1",
+                "--world-size",
+                "4",
+                "--window",
+                "1",
+                "--peer",
+                f"127.0.0.1:{seeder.port}",
+                *ISOLATED,
+            ]
+        )
+        with running(leecher):
+            assert leecher.finish(120) == 0, leecher.stderr
+    shards = json.loads((tmp_path / dataset.name / "torrentds.json").read_text())["shards"]
+    own = order.mine([ShardEntry(**s) for s in shards], 1, 4)
+    own_paths = {shards[i]["path"] for i in own}
+    logged = _ready_paths(tmp_path / dataset.name)
+    assert set(logged[: len(own_paths)]) == own_paths, logged
+
+
+def test_only_mine_stops_after_own_shards(dataset: Dataset, tmp_path: Path) -> None:
+    seeder = _seed(dataset)
+    with running(seeder):
+        leecher = Torrentds(
+            [
+                "get",
+                str(dataset.torrent),
+                "-d",
+                str(tmp_path),
+                "--json",
+                "--rank",
+                "0",
+                "--world-size",
+                "3",
+                "--only-mine",
+                "--peer",
+                f"127.0.0.1:{seeder.port}",
+                *ISOLATED,
+            ]
+        )
+        with running(leecher):
+            assert leecher.finish(120) == 0, leecher.stderr
+    shards = json.loads((tmp_path / dataset.name / "torrentds.json").read_text())["shards"]
+    own = order.mine([ShardEntry(**s) for s in shards], 0, 3)
+    assert sorted(_ready_paths(tmp_path / dataset.name)) == sorted(shards[i]["path"] for i in own)
+    done = leecher.wait_event("done", 1)
+    assert done["downloaded"] < dataset.size

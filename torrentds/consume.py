@@ -1,0 +1,460 @@
+"""The training side of the ready log: shards as the downloader verifies them.
+
+``ready_shards`` tails ``DATASET/.torrentds/ready.jsonl`` and yields each shard
+of a split as soon as it is logged, split between nodes and DataLoader workers
+the way WebDataset splits a shard list; ``shard_urls`` and ``shard_pattern``
+give the list or brace pattern to hand to ``webdataset.WebDataset``.
+
+Training needs no libtorrent: this module imports only the standard library,
+``handoff``, ``manifest`` and ``errors`` (which import only the standard
+library). ``torch`` is consulted for DataLoader worker info only when the
+process has already imported it (a DataLoader worker always has).
+
+The manifest is trusted once the ready log holds a line: the downloader logs a
+shard only after it checked ``torrentds.json``'s pieces and flushed it, while
+before that the file may be half-written by libtorrent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from torrentds import handoff, manifest
+from torrentds.errors import (
+    ManifestError,
+    NotReadyError,
+    SidecarError,
+    StorageError,
+    UsageError,
+)
+
+POLL_INTERVAL = 0.2  # seconds between looks at the ready log
+PathLike = str | os.PathLike[str]
+_LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+@dataclass(frozen=True)
+class ReadyStatus:
+    """What is ready in one split of a dataset folder, at one moment."""
+
+    folder: str
+    split: str
+    ready: list[str]  # shard paths relative to ``folder``, in the order they became ready
+    total: int | None  # the split's shards per the manifest (None: manifest not read yet)
+    missing: list[str]  # shard paths not ready yet, in manifest order
+
+    @property
+    def paths(self) -> list[str]:
+        """``ready`` as paths under ``folder``."""
+        return [str(Path(self.folder) / p) for p in self.ready]
+
+
+def ready_shards(
+    dataset_dir: PathLike,
+    split: str = "train",
+    timeout: float | None = None,
+    *,
+    worker: int | None = None,
+    num_workers: int | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    poll_interval: float = POLL_INTERVAL,
+) -> Iterator[str]:
+    """Local paths of ``split``'s shards, in the order they become ready.
+
+    Ends once every shard of the split (of this node's share) is ready and
+    handed out. Waits for the dataset folder and its manifest to appear, so the
+    trainer may start before the downloader. ``timeout`` bounds each wait for
+    the next shard (None: no limit); past it :class:`NotReadyError` says what
+    is missing. A fatal error the downloader reported raises
+    :class:`SidecarError` with its message (after the shards already ready).
+
+    Nodes: node ``rank`` of ``world_size`` takes the split's shards whose index
+    in the manifest's order ``i`` satisfies ``i % world_size == rank`` (the
+    split WebDataset's ``split_by_node`` makes of the list ``shard_urls``
+    returns; ready order differs between machines, the manifest's does not).
+    Defaults: ``RANK``/``WORLD_SIZE`` from the environment when both are set.
+
+    Workers: worker ``w`` of ``W`` takes the node's shards whose index in ready
+    order ``j`` satisfies ``j % W == w`` (WebDataset's ``split_by_worker``), so
+    DataLoader workers each read their own shards, none twice. Defaults:
+    ``torch.utils.data.get_worker_info()`` when torch is loaded, else 0 of 1;
+    worker info is looked up when iteration starts, i.e. in the worker.
+    """
+    folder = Path(os.path.abspath(dataset_dir))
+    _check_timeout(timeout)
+    _check_poll(poll_interval)
+    node = _node(rank, world_size)
+    explicit = _pair(worker, num_workers, "worker", "num_workers")
+    return _iterate(folder, split, timeout, explicit, node, poll_interval)
+
+
+def _iterate(
+    folder: Path,
+    split: str,
+    timeout: float | None,
+    explicit: tuple[int, int] | None,
+    node: tuple[int, int],
+    poll_interval: float,
+) -> Iterator[str]:
+    worker, num_workers = explicit or _torch_worker()
+    watch = _Watch(folder, split, *node)
+    handed = 0  # how many of ``watch.order`` this iterator has looked at
+    while True:
+        started = time.monotonic()
+        found: str | None = None
+        while found is None:
+            watch.poll()
+            while handed < len(watch.order) and found is None:
+                if handed % num_workers == worker:
+                    found = watch.order[handed]
+                handed += 1
+            if found is not None:
+                break
+            if watch.done:
+                return
+            watch.raise_if_failed()
+            _pause(started, timeout, poll_interval, watch)
+        yield str(folder / found)
+
+
+def wait_ready(
+    dataset_dir: PathLike,
+    split: str = "train",
+    shards: int | None = None,
+    timeout: float | None = None,
+    poll_interval: float = POLL_INTERVAL,
+) -> ReadyStatus:
+    """Block until ``shards`` shards of ``split`` (None: all) are ready.
+
+    Raises :class:`NotReadyError` after ``timeout`` seconds (None: no limit)
+    naming what is missing, and :class:`SidecarError` if the downloader
+    reported a fatal error first.
+    """
+    folder = Path(os.path.abspath(dataset_dir))
+    _check_timeout(timeout)
+    _check_poll(poll_interval)
+    if shards is not None and shards < 1:
+        raise UsageError(str(shards), "the number of shards to wait for must be at least 1")
+    watch = _Watch(folder, split)
+    started = time.monotonic()
+    while True:
+        watch.poll()
+        if watch.wanted is not None:
+            if shards is not None and shards > len(watch.wanted):
+                raise UsageError(
+                    str(shards), f"split {split!r} has only {len(watch.wanted)} shards"
+                )
+            if len(watch.order) >= (shards or len(watch.wanted)):
+                return watch.status()
+        watch.raise_if_failed()
+        _pause(started, timeout, poll_interval, watch)
+
+
+def ready_now(dataset_dir: PathLike, split: str = "train") -> ReadyStatus:
+    """What of ``split`` is ready at this moment (no waiting)."""
+    folder = Path(os.path.abspath(dataset_dir))
+    if not folder.is_dir():
+        raise StorageError(folder, "no such folder")
+    watch = _Watch(folder, split)
+    watch.poll()
+    if watch.wanted is None and not (
+        (folder / manifest.MANIFEST_NAME).exists() or (folder / handoff.STATE_DIR).is_dir()
+    ):
+        raise ManifestError(folder, "not a torrentds dataset folder (no torrentds.json)")
+    return watch.status()
+
+
+def shard_urls(
+    dataset_dir: PathLike, split: str = "train", timeout: float | None = None
+) -> list[str]:
+    """Every shard of ``split``, in the manifest's order: the list for
+    ``webdataset.WebDataset(...)``.
+
+    Waits until all of them are ready (as :func:`wait_ready`), so the list never
+    names a shard that is missing or unverified: a partial list would train on
+    part of the split without a word. To start on the first shard, iterate
+    :func:`ready_shards` instead.
+    """
+    status = wait_ready(dataset_dir, split, None, timeout)
+    folder = Path(status.folder)
+    return [str(folder / p) for p in _manifest_paths(folder, split)]
+
+
+def shard_pattern(dataset_dir: PathLike, split: str = "train") -> str:
+    """The brace pattern of ``split``'s shards, from the manifest, e.g.
+    ``/data/tiny/val/val-{000000..000001}.tar`` (a single shard: its path).
+
+    It names every shard of the split whether or not it is ready yet: wait
+    first (``wait_ready``, ``torrentds wait --all``). Raises if the shard
+    names do not form one contiguous range (use :func:`shard_urls` then).
+    """
+    folder = Path(os.path.abspath(dataset_dir))
+    paths = _manifest_paths(folder, split)
+    return str(folder / _brace(paths, folder / manifest.MANIFEST_NAME, split))
+
+
+# -- internals -----------------------------------------------------------------
+
+
+def _manifest_paths(folder: Path, split: str) -> list[str]:
+    doc = manifest.load(folder)
+    paths = [s.path for s in doc.shards_of(split)]
+    if not paths:
+        raise UsageError(folder / manifest.MANIFEST_NAME, _no_split(split, doc.splits))
+    return paths
+
+
+def _no_split(split: str, splits: dict[str, manifest.SplitSummary]) -> str:
+    return f"no split {split!r} in the manifest (it has {', '.join(splits) or 'none'})"
+
+
+def _brace(paths: list[str], where: Path, split: str) -> str:
+    """One ``prefix{first..last}suffix`` pattern that expands to exactly ``paths``."""
+    if any(c in p for p in paths for c in "{}") or any(c in str(where) for c in "{}"):
+        raise ManifestError(where, f"split {split!r}: a path holds a brace; use shard_urls")
+    if len(paths) == 1:
+        return paths[0]
+    matches = [_LAST_NUMBER.match(p) for p in paths]
+    parts = [m.groups() for m in matches if m is not None]
+    prefixes = {p for p, _, _ in parts}
+    suffixes = {s for _, _, s in parts}
+    widths = {len(n) for _, n, _ in parts}
+    numbers = [int(n) for _, n, _ in parts]
+    first = numbers[0] if numbers else 0
+    if (
+        len(parts) != len(paths)
+        or len(prefixes) != 1
+        or len(suffixes) != 1
+        or len(widths) != 1
+        or numbers != list(range(first, first + len(paths)))
+    ):
+        raise ManifestError(
+            where,
+            f"split {split!r}: shard names do not form one numbered range "
+            f"({paths[0]} … {paths[-1]}); use shard_urls",
+        )
+    prefix, low, suffix = parts[0]
+    high = parts[-1][1]
+    return f"{prefix}{{{low}..{high}}}{suffix}"
+
+
+class _Tail:
+    """Reads complete new lines of the ready log: a torn last line waits."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: int | None = None
+
+    def read(self) -> list[tuple[str, str]]:
+        """New records as (path, sha256)."""
+        try:
+            with open(self.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_ino != self.inode or st.st_size < self.offset:
+                    self.inode, self.offset = st.st_ino, 0  # a new or truncated log
+                if st.st_size == self.offset:
+                    return []
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(self.path, f"cannot read: {exc.strerror or exc}") from exc
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        out = []
+        for line in data[:end].splitlines():
+            record = _record(line)
+            if record is not None:
+                out.append(record)
+        return out
+
+
+def _record(line: bytes) -> tuple[str, str] | None:
+    try:
+        doc = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # the remains of a line torn by a crash
+    if not isinstance(doc, dict):
+        return None
+    path, sha256 = doc.get("path"), doc.get("sha256")
+    if isinstance(path, str) and isinstance(sha256, str):
+        return path, sha256
+    return None
+
+
+class _Watch:
+    """One reader's view of a dataset folder: the manifest and the ready log."""
+
+    def __init__(self, folder: Path, split: str, rank: int = 0, world_size: int = 1) -> None:
+        self.folder = folder
+        self.split = split
+        self.rank = rank
+        self.world_size = world_size
+        self.tail = _Tail(handoff.ready_log_path(folder))
+        self.records: list[tuple[str, str]] = []
+        self.used = 0  # records already matched against the manifest
+        self.expected: dict[str, str] = {}  # this reader's shard path -> sha256
+        self.wanted: list[str] | None = None  # this reader's shards, in manifest order
+        self.order: list[str] = []  # this reader's ready shards, in ready order
+        self.seen: set[str] = set()  # the same, as a set
+        self.waiting_for = "the dataset folder to appear"
+
+    @property
+    def done(self) -> bool:
+        return self.wanted is not None and len(self.order) == len(self.wanted)
+
+    def poll(self) -> None:
+        if not self.folder.is_dir():
+            if self.folder.exists():
+                raise StorageError(self.folder, "not a folder")
+            self.waiting_for = "the dataset folder to appear"
+            return
+        self.records += self.tail.read()
+        if self.wanted is None and not self._load_manifest():
+            return
+        for path, sha256 in self.records[self.used :]:
+            # A line for another sha256 is from another version of the dataset.
+            if self.expected.get(path) == sha256 and path not in self.seen:
+                self.seen.add(path)
+                self.order.append(path)
+        self.used = len(self.records)
+
+    def _load_manifest(self) -> bool:
+        where = self.folder / manifest.MANIFEST_NAME
+        if not self.records:
+            if not where.exists():
+                _refuse_download_root(self.folder)
+                self.waiting_for = f"{manifest.MANIFEST_NAME} and the first verified shard"
+            else:
+                self.waiting_for = "the first verified shard (the ready log is empty)"
+            return False
+        try:
+            doc = manifest.load(self.folder)
+        except ManifestError as exc:
+            if not where.exists():
+                raise ManifestError(
+                    where,
+                    "missing although shards are logged as ready; reading shards as "
+                    "they arrive needs a dataset made by `torrentds create`",
+                ) from exc
+            self.waiting_for = f"a readable manifest ({exc.reason})"
+            return False
+        shards = doc.shards_of(self.split)
+        if not shards:
+            raise UsageError(where, _no_split(self.split, doc.splits))
+        mine = [s for i, s in enumerate(shards) if i % self.world_size == self.rank]
+        self.expected = {s.path: s.sha256 for s in mine}
+        self.wanted = [s.path for s in mine]
+        return True
+
+    def status(self) -> ReadyStatus:
+        return ReadyStatus(
+            folder=str(self.folder),
+            split=self.split,
+            ready=list(self.order),
+            total=None if self.wanted is None else len(self.wanted),
+            missing=[p for p in self.wanted or () if p not in self.seen],
+        )
+
+    def raise_if_failed(self) -> None:
+        message = handoff.read_error(self.folder) if self.folder.is_dir() else None
+        if message is not None:
+            raise SidecarError(self.folder, f"the download failed: {message}")
+
+    def timeout_error(self, timeout: float) -> NotReadyError:
+        head = f"timed out after {timeout:g} s"
+        if self.wanted is None:
+            return NotReadyError(self.folder, f"{head} waiting for {self.waiting_for}")
+        share = "" if self.world_size == 1 else f" (rank {self.rank} of {self.world_size})"
+        missing = self.status().missing
+        shown = ", ".join(missing[:3]) + (
+            f", … ({len(missing) - 3} more)" if len(missing) > 3 else ""
+        )
+        return NotReadyError(
+            self.folder,
+            f"{head}: {len(self.order)} of {len(self.wanted)} {self.split} shards"
+            f"{share} ready; missing {shown}",
+        )
+
+
+def _refuse_download_root(folder: Path) -> None:
+    """``get -d DIR`` puts the dataset in DIR/NAME: point there instead of waiting forever."""
+    inside = sorted(p.parent for p in folder.glob(f"*/{manifest.MANIFEST_NAME}"))
+    if inside:
+        raise UsageError(
+            folder, f"not a dataset folder (no {manifest.MANIFEST_NAME}); did you mean {inside[0]}?"
+        )
+
+
+def _pause(started: float, timeout: float | None, interval: float, watch: _Watch) -> None:
+    """Sleep one poll interval, or raise if the wait has lasted ``timeout``."""
+    if timeout is None:
+        time.sleep(interval)
+        return
+    left = started + timeout - time.monotonic()
+    if left <= 0:
+        raise watch.timeout_error(timeout)
+    time.sleep(min(interval, left))
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout >= 0:  # also refuses NaN
+        raise UsageError(str(timeout), "timeout must be >= 0 seconds (or None)")
+
+
+def _check_poll(interval: float) -> None:
+    if not interval > 0:
+        raise UsageError(str(interval), "poll interval must be positive")
+
+
+def _pair(
+    index: int | None, count: int | None, name: str, count_name: str
+) -> tuple[int, int] | None:
+    if index is None and count is None:
+        return None
+    if index is None or count is None:
+        raise UsageError(f"{name}={index}, {count_name}={count}", "give both, or neither")
+    if count < 1 or not 0 <= index < count:
+        raise UsageError(
+            f"{name}={index}, {count_name}={count}", f"need 0 <= {name} < {count_name}"
+        )
+    return index, count
+
+
+def _node(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    explicit = _pair(rank, world_size, "rank", "world_size")
+    if explicit is not None:
+        return explicit
+    env_rank, env_size = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if env_rank is None or env_size is None:
+        return 0, 1
+    try:
+        from_env = _pair(int(env_rank), int(env_size), "RANK", "WORLD_SIZE")
+    except ValueError as exc:
+        raise UsageError(
+            f"RANK={env_rank}, WORLD_SIZE={env_size}", "not integers in the environment"
+        ) from exc
+    assert from_env is not None
+    return from_env
+
+
+def _torch_worker() -> tuple[int, int]:
+    """DataLoader worker id and count, when this process is one (torch loaded)."""
+    if "torch" not in sys.modules:
+        return 0, 1
+    data = importlib.import_module("torch.utils.data")
+    info = data.get_worker_info()
+    if info is None:
+        return 0, 1
+    return int(info.id), int(info.num_workers)

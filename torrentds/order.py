@@ -1,0 +1,76 @@
+"""Which shards a peer fetches first: a sliding window over its own order.
+
+With a rank, a node first fetches the shards it trains on (per split, index %
+world_size == rank: the split WebDataset's ``split_by_node`` makes), then the
+rest. Without one, each peer shuffles with its own seed, so peers hold
+different pieces early and trade them instead of all asking the origin for
+shard 0. Only the next few shards of the order get top priority: the rest stay
+at normal priority so data keeps flowing when the window stalls, and inside
+the window libtorrent's rarest-first still picks pieces.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torrentds.manifest import ShardEntry
+
+TOP = 7  # libtorrent's highest priority
+MINE = 6  # a ranked node's own shards outside the window
+NORMAL = 4  # libtorrent's default
+LOW = 1  # another node's shards, while this node's are still coming
+SKIP = 0  # not downloaded at all (--only-mine)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    rank: int | None = None
+    world_size: int | None = None
+    only_mine: bool = False
+    window: int = 3
+    seed: int = 0
+
+
+def mine(entries: Sequence[ShardEntry], rank: int, world_size: int) -> set[int]:
+    """Indexes (into ``entries``) of the shards node ``rank`` trains on."""
+    out: set[int] = set()
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        k = seen.get(entry.split, 0)
+        seen[entry.split] = k + 1
+        if k % world_size == rank:
+            out.add(i)
+    return out
+
+
+def download_order(entries: Sequence[ShardEntry], ordering: Ordering) -> list[int]:
+    """Indexes of ``entries`` in the order this peer wants them."""
+    if ordering.rank is not None and ordering.world_size:
+        own = mine(entries, ordering.rank, ordering.world_size)
+        first = [i for i in range(len(entries)) if i in own]
+        rest = [i for i in range(len(entries)) if i not in own]
+        return first + rest
+    order = list(range(len(entries)))
+    random.Random(ordering.seed).shuffle(order)
+    return order
+
+
+def priorities(
+    entries: Sequence[ShardEntry], order: Sequence[int], ready: Sequence[bool], ordering: Ordering
+) -> list[int]:
+    """A priority per entry: the window on top, then mine, then the rest."""
+    own = (
+        mine(entries, ordering.rank, ordering.world_size)
+        if ordering.rank is not None and ordering.world_size
+        else None
+    )
+    prio = [NORMAL] * len(entries)
+    if own is not None:
+        for i in range(len(entries)):
+            prio[i] = MINE if i in own else (SKIP if ordering.only_mine else LOW)
+    wanted = [i for i in order if not ready[i] and prio[i] != SKIP]
+    for i in wanted[: ordering.window]:
+        prio[i] = TOP
+    return prio
