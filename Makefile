@@ -32,8 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check torrentds tests benchmarks scripts
-	$(BIN)/ruff format --check torrentds tests benchmarks scripts
+	$(BIN)/ruff check torrentds tests benchmarks scripts examples
+	$(BIN)/ruff format --check torrentds tests benchmarks scripts examples
 
 types: venv
 	$(BIN)/mypy
