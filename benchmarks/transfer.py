@@ -60,7 +60,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.procs import ISOLATED, TORRENTDS, Torrentds, free_port, wait_until  # noqa: E402
-from torrentds.engine import ENGINE_VERSION  # noqa: E402
 
 MIB = 1 << 20
 FILE_BYTES = MIB  # one generated sample
@@ -122,6 +121,11 @@ class Tracker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # opentracker sets SO_REUSEPORT: a stale instance on this port would silently share
+        # the announces with the new one. Refuse to start beside one.
+        with contextlib.suppress(requests.RequestException):
+            requests.get(f"{self.base}/stats", timeout=1)
+            raise RuntimeError(f"something already answers on {self.base}")
         self.proc = subprocess.Popen(
             [
                 *("opentracker", "-i", "127.0.0.1", "-p", str(self.port), "-P", str(self.port)),
@@ -150,22 +154,27 @@ class Tracker:
         self._wait_accepted(infohash)
 
     def _wait_accepted(self, infohash: str) -> None:
-        # A "stopped" announce is refused for a hash not (yet) whitelisted and adds no peer.
+        # A "started" announce is refused for a hash not (yet) whitelisted (a "stopped" one
+        # is not: opentracker answers it before the whitelist check). The probe peer it
+        # adds is removed again with "stopped", so no run is handed a dead address.
         query = (
             f"info_hash={_quote(infohash)}&peer_id=-BENCH0-000000000000&port=1"
-            "&uploaded=0&downloaded=0&left=0&compact=1&event=stopped"
+            "&uploaded=0&downloaded=0&left=1&compact=1"
         )
         assert self.proc is not None
         proc = self.proc
 
         def accepted() -> bool:
-            body = requests.get(f"{self.url}?{query}", timeout=2).content
+            body = requests.get(f"{self.url}?{query}&event=started", timeout=2).content
             if b"failure reason" not in body:
                 return True
             proc.send_signal(signal.SIGHUP)  # reload the whitelist (a reload can be missed)
             return False
 
         wait_until(accepted, 10, f"opentracker to whitelist {infohash}", interval=0.2)
+        requests.get(f"{self.url}?{query}&event=stopped", timeout=2)
+        if self.scrape(infohash) != (0, 0):
+            raise RuntimeError(f"opentracker still lists the probe peer for {infohash}")
 
     def scrape(self, infohash: str) -> tuple[int, int]:
         """(complete, incomplete) peers the tracker knows for ``infohash``."""
@@ -660,7 +669,49 @@ def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def torrentds_source(rev: str | None) -> str:
+    """Which torrentds the runs used: a git archive of ``rev``, or the imported tree."""
+    if rev is not None:
+        return f"`git archive {rev}` of {ROOT}"
+    where = tool_version([sys.executable, "-c", "import torrentds; print(torrentds.__file__)"])
+    tree = Path(where).parent
+    head = tool_version(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"])
+    status = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--", "."],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if status.returncode != 0:
+        return f"{tree} (not a git checkout)"
+    dirty = "with uncommitted changes" if status.stdout.strip() else "clean"
+    return f"working tree {tree} (HEAD {head}, {dirty})"
+
+
+def checkout(rev: str, dest: Path) -> str:
+    """``git archive`` the package at ``rev`` into ``dest``; every child imports it from there."""
+    full = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", full, "torrentds"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    # PYTHONPATH comes before the editable install's finder, so ``-m torrentds`` uses dest.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(dest), os.environ.get("PYTHONPATH", "")) if p
+    )
+    return full
+
+
 def print_header(args: argparse.Namespace, ds: Dataset) -> None:
+    lt_version = tool_version(
+        [sys.executable, "-c", "import libtorrent; print(libtorrent.__version__)"]
+    )
     print("### transfer on loopback: torrentds vs aria2c\n")
     print(f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
@@ -668,8 +719,9 @@ def print_header(args: argparse.Namespace, ds: Dataset) -> None:
         f"{platform.system()} {platform.release()}"
     )
     print(f"- python: {platform.python_version()} ({sys.executable})")
+    print(f"- torrentds source: {torrentds_source(args.rev_hash)}")
     print(
-        f"- tools: {tool_version([*TORRENTDS, '--version'])}, libtorrent {ENGINE_VERSION}; "
+        f"- tools: {tool_version([*TORRENTDS, '--version'])}, libtorrent {lt_version}; "
         f"{tool_version(['aria2c', '--version'])}; "
         f"opentracker (Debian {tool_version(['dpkg-query', '-W', '-f=${Version}', 'opentracker'])})"
     )
@@ -682,6 +734,8 @@ def print_header(args: argparse.Namespace, ds: Dataset) -> None:
         "the clock starts when the leechers are launched (seeder already announced) and "
         "includes process start-up"
     )
+    load = ", ".join(f"{x:.2f}" for x in args.load_before)
+    print(f"- load average (1, 5, 15 min) before the first run: {load}")
     print()
 
 
@@ -776,6 +830,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="aria2c leechers' --seed-time; they are stopped when the run ends (1440)",
     )
     p.add_argument("--workdir", type=Path, help="parent of the temp dir (default /tmp)")
+    p.add_argument(
+        "--rev",
+        help="benchmark torrentds as committed at this git revision (git archive into the "
+        "temp dir), not the working tree; e.g. HEAD",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (data and logs)")
     args = p.parse_args(argv)
     if min(args.size_mb, args.repeat, *args.n) < 1:
@@ -802,7 +861,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="torrentds-transfer-", dir=parent))
     work.chmod(0o755)  # opentracker drops to "nobody" and must reach its folder
     tracker = Tracker(work / "opentracker")
+    args.rev_hash = None
+    args.load_before = os.getloadavg()
     try:
+        if args.rev is not None:
+            args.rev_hash = checkout(args.rev, work / "src")
+            log(f"torrentds from git archive {args.rev_hash}")
         tracker.start()
         return run(args, work, tracker)
     finally:

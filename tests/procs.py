@@ -107,6 +107,8 @@ class Opentracker:
             return False
 
         wait_until(accepted, 10, f"opentracker to whitelist {infohash}", interval=0.2)
+        # Take the probe's fake peer out of the swarm again.
+        requests.get(f"{self.url}?{query}&event=stopped", timeout=2)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -128,3 +128,14 @@ def test_only_mine_stops_after_own_shards(dataset: Dataset, tmp_path: Path) -> N
     assert sorted(_ready_paths(tmp_path / dataset.name)) == sorted(shards[i]["path"] for i in own)
     done = leecher.wait_event("done", 1)
     assert done["downloaded"] < dataset.size
+
+
+def test_ranked_node_holds_other_shards_while_its_own_arrive() -> None:
+    entries = _entries(8, 0)
+    ordering = order.Ordering(rank=0, world_size=2, window=1)
+    seq = order.download_order(entries, ordering)
+    held = order.priorities(entries, seq, [False] * 8, ordering, hold_others=True)
+    assert held == [7, 0, 6, 0, 6, 0, 6, 0]
+    # After a stall (or once its own are in) the others flow again, at low priority.
+    released = order.priorities(entries, seq, [False] * 8, ordering, hold_others=False)
+    assert released == [7, 1, 6, 1, 6, 1, 6, 1]

@@ -54,6 +54,9 @@ def lan_settings() -> dict[str, int | bool | str]:
         "aio_threads": 4,
         "hashing_threads": 2,
         "connections_limit": 400,
+        # While only the manifest is wanted the torrent counts as "finished" and
+        # libtorrent would drop its seeds, then wait ~60 s to dial them again.
+        "close_redundant_connections": False,
         "mixed_mode_algorithm": 0,  # prefer_tcp
     }
 
@@ -261,6 +264,11 @@ class TorrentRef:
     def set_piece_priorities(self, priorities: dict[int, int]) -> None:
         self._h.prioritize_pieces(list(priorities.items()))
 
+    def set_deadlines(self, pieces: list[int], step_ms: int = 20) -> None:
+        """Mark pieces time-critical, in this order (libtorrent asks for them first)."""
+        for i, piece in enumerate(pieces):
+            self._h.set_piece_deadline(piece, i * step_ms)
+
     def connect_peer(self, host_port: str) -> None:
         self._h.connect_peer(_address(host_port))
 
@@ -303,6 +311,9 @@ class TorrentRef:
     def pause(self) -> None:
         self._h.pause()
 
+    def resume(self) -> None:
+        self._h.resume()
+
 
 @dataclass(frozen=True)
 class AddSpec:
@@ -320,6 +331,9 @@ class AddSpec:
     # Every file starts at priority 0 (also for a magnet's metadata, when it
     # arrives), so nothing is requested before the caller chose an order.
     hold_files: bool = False
+    # Priorities from the start (a pause-and-set would announce "paused" and
+    # then sit idle; setting them after the add races the first announce).
+    file_priorities: tuple[int, ...] | None = None
 
 
 class Engine:
@@ -378,7 +392,10 @@ class Engine:
             flags |= lt.torrent_flags.seed_mode
         if spec.hold_files:
             flags |= lt.torrent_flags.default_dont_download
+
         atp.flags = flags
+        if spec.file_priorities is not None and atp.ti is not None:
+            atp.file_priorities = list(spec.file_priorities)
         if spec.trackers:
             atp.trackers = list(atp.trackers) + list(spec.trackers)
         try:

@@ -58,9 +58,17 @@ def download_order(entries: Sequence[ShardEntry], ordering: Ordering) -> list[in
 
 
 def priorities(
-    entries: Sequence[ShardEntry], order: Sequence[int], ready: Sequence[bool], ordering: Ordering
+    entries: Sequence[ShardEntry],
+    order: Sequence[int],
+    ready: Sequence[bool],
+    ordering: Ordering,
+    hold_others: bool = False,
 ) -> list[int]:
-    """A priority per entry: the window on top, then mine, then the rest."""
+    """A priority per entry: the window on top, then mine, then the rest.
+
+    ``hold_others`` (a ranked node whose own shards are still arriving) keeps
+    other nodes' shards at 0, so none of them overtakes this node's own.
+    """
     own = (
         mine(entries, ordering.rank, ordering.world_size)
         if ordering.rank is not None and ordering.world_size
@@ -69,7 +77,7 @@ def priorities(
     prio = [NORMAL] * len(entries)
     if own is not None:
         for i in range(len(entries)):
-            prio[i] = MINE if i in own else (SKIP if ordering.only_mine else LOW)
+            prio[i] = MINE if i in own else (SKIP if ordering.only_mine or hold_others else LOW)
     wanted = [i for i in order if not ready[i] and prio[i] != SKIP]
     for i in wanted[: ordering.window]:
         prio[i] = TOP

@@ -449,6 +449,14 @@ def _check_seed_limits(hours: float, ratio: float | None) -> None:
         raise UsageError(str(ratio), "--seed-ratio must be >= 0")
 
 
+def _manifest_first(files: list[tuple[str, int]]) -> tuple[int, ...] | None:
+    """Only the manifest wanted at first: it says what every shard must be."""
+    names = [path for path, _ in files]
+    if manifest.MANIFEST_NAME not in names:
+        return None if not names else tuple(order.NORMAL for _ in names)
+    return tuple(order.TOP if n == manifest.MANIFEST_NAME else order.SKIP for n in names)
+
+
 def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
     """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
@@ -467,6 +475,7 @@ def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfe
         web_seeds=opts.web_seeds,
         peers=opts.peers,
         hold_files=True,
+        file_priorities=_manifest_first(src.info.files),
     )
     job_opts = transfer.JobOptions(
         save_path=directory,

@@ -27,6 +27,7 @@ from torrentds.manifest import Manifest, ShardEntry
 Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"
 MAX_SHARD_FAILURES = 3
+STALL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class Job:
         self.resume_waiting = False
         self.total_size = 0
         self.order: list[int] = []
+        self.deadlined: set[int] = set()
+        self.last_own_progress = time.monotonic()
+        self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
 
     # -- the loop ---------------------------------------------------------------
@@ -138,6 +142,7 @@ class Job:
                 break
             if now - last_progress >= self.opts.progress_interval:
                 last_progress = now
+                self._apply_priorities()  # releases held shards after a stall
                 self._progress(seeding_since)
             if not self.completed and now - last_resume >= self.opts.resume_interval:
                 last_resume = now
@@ -213,6 +218,8 @@ class Job:
         if isinstance(event, eng.MetadataReceived):
             self._on_metadata()
         elif isinstance(event, eng.PieceFinished):
+            if any(id(s) in self.own_set for s in self.by_piece.get(event.piece, ())):
+                self.last_own_progress = time.monotonic()
             self.have.add(event.piece)
             self._check_piece(event.piece)
         elif isinstance(event, eng.HashFailed):
@@ -327,6 +334,7 @@ class Job:
             if shard.entry.path in self.ready_log.logged and self._complete_pieces(shard):
                 shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
         self.order = order.download_order([s.entry for s in self.shards], self.opts.ordering)
+        self.own_set = {id(s) for s in self._wanted(own_only=True)}
         self._apply_priorities()
         self._rescan()
 
@@ -335,8 +343,16 @@ class Job:
         if self.opts.seeding_only or not self.shards:
             return
         entries = [s.entry for s in self.shards]
+        wanted_mine = self._wanted(own_only=True)
+        # A ranked node holds other shards back while its own keep arriving; if
+        # they stall for STALL_SECONDS, the rest flows again so the swarm moves.
+        hold = (
+            bool(wanted_mine)
+            and not all(s.ready for s in wanted_mine)
+            and (time.monotonic() - self.last_own_progress < STALL_SECONDS)
+        )
         shard_prio = order.priorities(
-            entries, self.order, [s.ready for s in self.shards], self.opts.ordering
+            entries, self.order, [s.ready for s in self.shards], self.opts.ordering, hold
         )
         by_path = {s.entry.path: p for s, p in zip(self.shards, shard_prio, strict=True)}
         prio = [by_path.get(path, order.NORMAL) for path, _ in self._files()]
@@ -345,11 +361,29 @@ class Job:
         if prio != self.file_priorities:
             self.file_priorities = prio
             self.ref.prioritize_files(prio)
+        # The window's pieces also get deadlines, in order: libtorrent requests
+        # time-critical pieces first, so the head of the order really comes first.
+        window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
+        fresh = [i for i in window if i not in self.deadlined]
+        if fresh:
+            self.deadlined.update(fresh)
+            pieces = [
+                p
+                for i in sorted(fresh, key=self.order.index)
+                for p in self.shards[i].pieces
+                if p not in self.have
+            ]
+            self.ref.set_deadlines(pieces)
 
-    def _wanted(self) -> list[_Shard]:
-        """Shards this job must make ready (all, or only this node's with --only-mine)."""
+    def _wanted(self, own_only: bool = False) -> list[_Shard]:
+        """Shards this job must make ready (all, or only this node's with --only-mine).
+
+        ``own_only``: this node's shards when it has a rank, else none.
+        """
         o = self.opts.ordering
-        if not (o.only_mine and o.rank is not None and o.world_size):
+        if o.rank is None or not o.world_size:
+            return [] if own_only else self.shards
+        if not (o.only_mine or own_only):
             return self.shards
         own = order.mine([s.entry for s in self.shards], o.rank, o.world_size)
         return [s for i, s in enumerate(self.shards) if i in own]
@@ -397,7 +431,9 @@ class Job:
     def _verify_candidates(self) -> None:
         by_path = {s.entry.path: s for s in self.shards}
         recheck = False
-        for path in sorted(self.candidates):
+        # Shards that completed together are logged in this peer's order.
+        rank = {self.shards[i].entry.path: k for k, i in enumerate(self.order)}
+        for path in sorted(self.candidates, key=lambda p: (rank.get(p, len(rank)), p)):
             shard = by_path[path]
             if shard.ready or not self._complete_pieces(shard):
                 continue
