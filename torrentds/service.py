@@ -7,7 +7,6 @@ prints. Long work reports through a ``Reporter``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import secrets
@@ -28,6 +27,7 @@ from torrentds import (
     metainfo,
     order,
     pack,
+    runner,
     scan,
     shardcheck,
     transfer,
@@ -546,8 +546,14 @@ def _run_job(
     eng = engine.Engine(session)
     job: transfer.Job | None = None
     try:
-        job = transfer.Job(eng, spec, job_opts, emit, stop, known_name=name)
-        result = job.run()
+        job = transfer.Job(eng, spec, job_opts, emit, known_name=name)
+        run = runner.Runner(eng)
+        run.add(job)
+        run.run(stop, until_empty=True)
+        done = run.finished.get(job.ref.infohash)
+        if done is None or done.result is None:
+            raise TorrentdsError(name or "job", "ended without a result")
+        return done.result
     except TorrentdsError as exc:
         # Tell the training process to stop waiting for shards (a get's job only:
         # a seeder's folder is complete and a reader there has nothing to wait for).
@@ -557,8 +563,6 @@ def _run_job(
         raise
     finally:
         eng.close()
-    emit({"event": "done", **dataclasses.asdict(result)})
-    return result
 
 
 def wait_ready(

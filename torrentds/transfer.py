@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,14 +80,18 @@ class Job:
         spec: eng.AddSpec,
         opts: JobOptions,
         emit: Emit,
-        stop: threading.Event,
         known_name: str = "",
     ) -> None:
         self.engine = engine
         self.opts = opts
         self.emit = emit
-        self.stop = stop
         self.spec = spec
+        # Delivers engine events to every job; the Runner replaces it.
+        self.pump: Callable[[float], None] = self._pump_alone
+        self.started_at = self.last_progress = self.last_resume = self.last_connect = 0.0
+        self.seeding_since: float | None = None
+        self.base_up = 0
+        self.flushes_seen = 0
         self.ref = engine.add(spec)
         self.name = known_name
         self.dataset_dir: Path | None = None
@@ -116,9 +119,11 @@ class Job:
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
 
-    # -- the loop ---------------------------------------------------------------
-    def run(self) -> JobResult:
-        start = time.monotonic()
+    # -- lifecycle: start, handle events, tick, finish --------------------------
+    def start(self) -> None:
+        """Announce the job and pick up metadata that is already known."""
+        self.started_at = time.monotonic()
+        self.last_progress = self.last_resume = self.last_connect = self.started_at
         self.emit(
             {
                 "event": "started",
@@ -129,66 +134,69 @@ class Job:
         )
         if self.ref.has_metadata():
             self._on_metadata()
-        last_progress = last_resume = last_connect = time.monotonic()
-        seeding_since: float | None = None
-        base_up = 0
-        stopped = False
-        while True:
-            for event in self.engine.events(0.25):
-                self._handle(event)
-            now = time.monotonic()
-            if self.stop.is_set():
-                stopped = True
-                break
-            if now - last_progress >= self.opts.progress_interval:
-                last_progress = now
-                self._apply_priorities()  # releases held shards after a stall
-                self._progress(seeding_since)
-            if not self.completed and now - last_resume >= self.opts.resume_interval:
-                last_resume = now
-                self._request_resume()
-            if now - last_connect >= self.opts.reconnect_interval:
-                last_connect = now
-                for peer in self.opts.peers:
-                    self.ref.connect_peer(peer)
-            if self.flush_pending and now - self.flush_at > 30:
-                # A flush that never reports back: ask again rather than hang.
-                self.flush_pending = False
-            if (self.candidates or self.manifest_wanted) and not self.flush_pending:
-                self._flush()
-            if not self.completed and self._is_complete():
-                self._complete()
-                seeding_since = time.monotonic()
-                base_up = self.ref.status().uploaded
-                if self._seed_limit_reached(0.0, 0):
-                    break
-                self.emit(
-                    {
-                        "event": "seeding",
-                        "hours": _finite(self.opts.seed_hours),
-                        "ratio": self.opts.seed_ratio,
-                    }
-                )
-            if self.completed and seeding_since is not None:
-                up = self.ref.status().uploaded - base_up
-                if self._seed_limit_reached(now - seeding_since, up):
-                    break
-            if (
-                not self.completed
-                and self.opts.timeout is not None
-                and now - start > self.opts.timeout
-            ):
-                self._save_resume_blocking()
-                st = self.ref.status()
-                raise TorrentdsError(
-                    self.name or self.ref.infohash,
-                    f"gave up after {self.opts.timeout:g} s at "
-                    f"{st.progress:.0%} with {st.peers} peers",
-                )
+
+    def handle(self, event: eng.Event) -> None:
+        """One engine event for this torrent."""
+        self._handle(event)
+
+    def tick(self, now: float) -> bool:
+        """Periodic work; True once seeding limits are reached (the job is done)."""
+        if now - self.last_progress >= self.opts.progress_interval:
+            self.last_progress = now
+            self._apply_priorities()  # releases held shards after a stall
+            self._progress(self.seeding_since)
+        if not self.completed and now - self.last_resume >= self.opts.resume_interval:
+            self.last_resume = now
+            self._request_resume()
+        if now - self.last_connect >= self.opts.reconnect_interval:
+            self.last_connect = now
+            for peer in self.opts.peers:
+                self.ref.connect_peer(peer)
+        if self.flush_pending and now - self.flush_at > 30:
+            # A flush that never reports back: ask again rather than hang.
+            self.flush_pending = False
+        if (self.candidates or self.manifest_wanted) and not self.flush_pending:
+            self._flush()
+        if not self.completed and self._is_complete():
+            self._complete()
+            self.seeding_since = time.monotonic()
+            self.base_up = self.ref.status().uploaded
+            if self._seed_limit_reached(0.0, 0):
+                return True
+            self.emit(
+                {
+                    "event": "seeding",
+                    "hours": _finite(self.opts.seed_hours),
+                    "ratio": self.opts.seed_ratio,
+                }
+            )
+        if self.completed and self.seeding_since is not None:
+            up = self.ref.status().uploaded - self.base_up
+            if self._seed_limit_reached(now - self.seeding_since, up):
+                return True
+        if (
+            not self.completed
+            and self.opts.timeout is not None
+            and now - self.started_at > self.opts.timeout
+        ):
+            self._save_resume_blocking()
+            st = self.ref.status()
+            raise TorrentdsError(
+                self.name or self.ref.infohash,
+                f"gave up after {self.opts.timeout:g} s at {st.progress:.0%} with {st.peers} peers",
+            )
+        return False
+
+    def finish(self, stopped: bool) -> JobResult:
+        """Save resume data if needed and summarise the run."""
         if not self.completed or stopped:
             self._save_resume_blocking()
+        return self.result(stopped)
+
+    def result(self, stopped: bool = False) -> JobResult:
         st = self.ref.status()
-        seeded = time.monotonic() - seeding_since if seeding_since is not None else 0.0
+        since = self.seeding_since
+        seeded = time.monotonic() - since if since is not None else 0.0
         size = self.total_size or st.total_wanted or 1
         return JobResult(
             infohash=self.ref.infohash,
@@ -234,6 +242,7 @@ class Job:
             self.finished = True
             self._rescan()
         elif isinstance(event, eng.CacheFlushed):
+            self.flushes_seen += 1
             self._on_flushed()
         elif isinstance(event, eng.ResumeData):
             self._write_resume(event.data)
@@ -512,23 +521,21 @@ class Job:
         self.resume_path.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_atomic(self.resume_path, data)
 
+    def _pump_alone(self, timeout: float) -> None:
+        for event in self.engine.events(timeout):
+            if event.infohash == self.ref.infohash:
+                self._handle(event)
+
     def _save_resume_blocking(self, wait_flush: bool = False, timeout: float = 8.0) -> None:
-        """Request resume data and handle events until it is written (bounded)."""
+        """Request resume data and pump events until it is written (bounded)."""
         self.resume_waiting = False
         self._request_resume()
-        flushed = not wait_flush
+        flushes = self.flushes_seen
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (self.resume_waiting or not flushed):
-            for event in self.engine.events(0.2):
-                if event.infohash != self.ref.infohash:
-                    continue
-                if isinstance(event, eng.ResumeData):
-                    self._write_resume(event.data)
-                elif isinstance(event, eng.CacheFlushed):
-                    flushed = True
-                    self._on_flushed()
-                elif isinstance(event, eng.PieceFinished):
-                    self.have.add(event.piece)
+        while time.monotonic() < deadline and (
+            self.resume_waiting or (wait_flush and self.flushes_seen == flushes)
+        ):
+            self.pump(0.2)
 
     # -- progress ---------------------------------------------------------------
     def _progress(self, seeding_since: float | None) -> None:

@@ -1,0 +1,148 @@
+"""One engine, many jobs: the loop that feeds events to jobs and ticks them.
+
+``get`` and ``seed`` run one job and return when it is done. The sidecar runs
+several until stopped; other threads (the HTTP API, SIGHUP) add and remove
+jobs through ``submit``, which hands a function to the loop's thread, because
+libtorrent handles and job state are only touched there.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torrentds import engine as eng
+from torrentds.errors import TorrentdsError
+from torrentds.transfer import Job, JobResult
+
+T = TypeVar("T")
+TICK_SECONDS = 0.25
+
+
+@dataclass
+class Finished:
+    """A job that ended: its result, or the error that ended it."""
+
+    result: JobResult | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+
+class Runner:
+    def __init__(self, engine: eng.Engine, isolate_errors: bool = False) -> None:
+        self.engine = engine
+        # The sidecar keeps going when one dataset fails; get/seed let it raise.
+        self.isolate_errors = isolate_errors
+        self.jobs: dict[str, Job] = {}
+        self.finished: dict[str, Finished] = {}
+        self._calls: queue.Queue[_Call] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    # -- jobs -------------------------------------------------------------------
+    def add(self, job: Job) -> None:
+        """Start ``job`` (call on the loop's thread, or before ``run``)."""
+        job.pump = self.pump
+        self.jobs[job.ref.infohash] = job
+        self.finished.pop(job.ref.infohash, None)
+        job.start()
+
+    def remove(self, infohash: str, stopped: bool = True) -> Finished:
+        """Stop one job, keeping its data; returns how it ended."""
+        job = self.jobs[infohash]
+        done = self._end(job, stopped)  # still dispatched to while it saves resume data
+        self.finished[infohash] = done
+        self.jobs.pop(infohash, None)
+        self.engine.remove(job.ref)
+        return done
+
+    def submit(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """Run ``fn`` on the loop's thread and return its value (or raise its error)."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return fn()
+        call = _Call(fn)
+        self._calls.put(call)
+        if not call.done.wait(timeout):
+            raise TorrentdsError("runner", f"the session did not answer within {timeout:g} s")
+        if call.error is not None:
+            raise call.error
+        return call.value  # type: ignore[no-any-return]
+
+    # -- the loop ---------------------------------------------------------------
+    def pump(self, timeout: float) -> None:
+        """Deliver engine events to their jobs."""
+        for event in self.engine.events(timeout):
+            if isinstance(event, eng.SessionFailed):
+                raise TorrentdsError("session", event.message)
+            job = self.jobs.get(event.infohash)
+            if job is None:
+                continue
+            self._guard(job, lambda j=job, e=event: j.handle(e))  # type: ignore[misc]
+
+    def run(self, stop: threading.Event, until_empty: bool) -> None:
+        """Loop until ``stop`` is set (or, with ``until_empty``, no job is left)."""
+        self._thread = threading.current_thread()
+        try:
+            while not stop.is_set():
+                self.pump(TICK_SECONDS)
+                self._run_calls()
+                now = time.monotonic()
+                for infohash, job in list(self.jobs.items()):
+                    if self._guard(job, lambda j=job, t=now: j.tick(t)):  # type: ignore[misc]
+                        self.finished[infohash] = self._end(job, stopped=False)
+                        self.jobs.pop(infohash, None)
+                        self.engine.remove(job.ref)
+                if until_empty and not self.jobs:
+                    return
+            for infohash in list(self.jobs):
+                self.remove(infohash, stopped=True)
+        finally:
+            self._run_calls()
+            self._thread = None
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                call = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                call.value = call.fn()
+            except BaseException as exc:  # handed back to the caller's thread
+                call.error = exc
+            call.done.set()
+
+    def _guard(self, job: Job, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` for ``job``; in the sidecar, a failing job ends alone."""
+        try:
+            return fn()
+        except TorrentdsError as exc:
+            if not self.isolate_errors:
+                raise
+            infohash = job.ref.infohash
+            if self.jobs.pop(infohash, None) is not None:
+                job.emit({"event": "error", "message": str(exc)})
+                self.finished[infohash] = Finished(error=str(exc))
+                self.engine.remove(job.ref)
+            return False
+
+    def _end(self, job: Job, stopped: bool) -> Finished:
+        result = job.finish(stopped)
+        job.emit({"event": "done", **_asdict(result)})
+        return Finished(result=result)
+
+
+def _asdict(result: JobResult) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(result)
