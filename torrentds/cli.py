@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -33,18 +32,7 @@ from rich.progress import (
 from torrentds import __version__, engine, service, transfer
 from torrentds.errors import TorrentdsError
 from torrentds.progress import Advance, Reporter, SilentReporter
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-
-
-def parse_size(text: str) -> int:
-    """``256M``, ``2GiB``, ``512k``, ``1048576`` -> bytes (binary units)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size like 256M or 2GiB")
-    number, unit, _ = match.groups()
-    return int(float(number) * (1024 ** _POWERS[unit.lower()]))
+from torrentds.units import parse_size
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]

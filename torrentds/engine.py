@@ -308,6 +308,16 @@ class TorrentRef:
             pieces=[bool(p) for p in s.pieces] if with_pieces else [],
         )
 
+    def web_seed_totals(self) -> dict[str, int]:
+        """Bytes received so far on each open web seed connection, by URL."""
+        out: dict[str, int] = {}
+        web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+        for p in self._h.get_peer_info():
+            if p.connection_type in web:
+                key = f"{p.ip[0]}:{p.ip[1]}"
+                out[key] = out.get(key, 0) + int(p.total_download)
+        return out
+
     def pause(self) -> None:
         self._h.pause()
 

@@ -64,3 +64,15 @@ class NotReadyError(TorrentdsError):
 
 class SidecarError(TorrentdsError):
     """The downloader reported a fatal error (``.torrentds/error.json``)."""
+
+
+class ConfigError(TorrentdsError):
+    """The sidecar's config file cannot be used."""
+
+
+class NotFoundError(TorrentdsError):
+    """No such torrent (or route) in the running sidecar."""
+
+
+class ConflictError(TorrentdsError):
+    """The torrent is already in the sidecar."""

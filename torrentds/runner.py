@@ -48,6 +48,7 @@ class Runner:
         self.finished: dict[str, Finished] = {}
         self._calls: queue.Queue[_Call] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self.running = threading.Event()  # set while ``run`` loops
 
     # -- jobs -------------------------------------------------------------------
     def add(self, job: Job) -> None:
@@ -92,6 +93,7 @@ class Runner:
     def run(self, stop: threading.Event, until_empty: bool) -> None:
         """Loop until ``stop`` is set (or, with ``until_empty``, no job is left)."""
         self._thread = threading.current_thread()
+        self.running.set()
         try:
             while not stop.is_set():
                 self.pump(TICK_SECONDS)
@@ -107,6 +109,7 @@ class Runner:
             for infohash in list(self.jobs):
                 self.remove(infohash, stopped=True)
         finally:
+            self.running.clear()
             self._run_calls()
             self._thread = None
 

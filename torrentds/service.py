@@ -457,8 +457,8 @@ def _manifest_first(files: list[tuple[str, int]]) -> tuple[int, ...] | None:
     return tuple(order.TOP if n == manifest.MANIFEST_NAME else order.SKIP for n in names)
 
 
-def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
-    """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
+def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, str]:
+    """Check a get's options and turn them into what the engine and job need."""
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
     ordering = _ordering(opts)
     src = metainfo.parse_source(opts.source, opts.default_trackers)
@@ -487,7 +487,13 @@ def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfe
         timeout=opts.timeout,
         ordering=ordering,
     )
-    return _run_job(opts.session, spec, job_opts, emit, stop, src.info.name)
+    return spec, job_opts, src.info.name
+
+
+def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
+    """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
+    spec, job_opts, name = prepare_get(opts)
+    return _run_job(opts.session, spec, job_opts, emit, stop, name)
 
 
 @dataclass(frozen=True)

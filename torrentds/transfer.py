@@ -92,6 +92,8 @@ class Job:
         self.seeding_since: float | None = None
         self.base_up = 0
         self.flushes_seen = 0
+        self.web_seed_bytes = 0
+        self._web_seen: dict[str, int] = {}
         self.ref = engine.add(spec)
         self.name = known_name
         self.dataset_dir: Path | None = None
@@ -144,6 +146,7 @@ class Job:
         if now - self.last_progress >= self.opts.progress_interval:
             self.last_progress = now
             self._apply_priorities()  # releases held shards after a stall
+            self._count_web_seed_bytes()
             self._progress(self.seeding_since)
         if not self.completed and now - self.last_resume >= self.opts.resume_interval:
             self.last_resume = now
@@ -192,6 +195,66 @@ class Job:
         if not self.completed or stopped:
             self._save_resume_blocking()
         return self.result(stopped)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``status`` shows for this torrent (plain, JSON-ready)."""
+        st = self.ref.status()
+        since = self.seeding_since
+        left = None
+        if since is not None and math.isfinite(self.opts.seed_hours):
+            left = round(max(self.opts.seed_hours * 3600 - (time.monotonic() - since), 0.0), 1)
+        wanted = self._wanted()
+        return {
+            "name": self.name,
+            "infohash": self.ref.infohash,
+            "state": "seeding" if self.completed else st.state,
+            "progress": round(st.progress, 4),
+            "down_rate": st.download_rate,
+            "up_rate": st.upload_rate,
+            "peers": st.peers,
+            "shards_ready": sum(s.ready for s in wanted),
+            "shards_total": len(wanted),
+            "seeding_left": left,
+            "seconds_seeded": round(time.monotonic() - since, 1) if since is not None else 0.0,
+            "downloaded": st.downloaded,
+            "uploaded": st.uploaded,
+            "web_seed_bytes": self.web_seed_bytes,
+            "hash_failures": self.hash_failures,
+            "dataset_dir": str(self.dataset_dir or ""),
+        }
+
+    def shard_states(self) -> list[dict[str, Any]]:
+        """Each shard: pending, downloading, verifying, ready or failed."""
+        out = []
+        for shard in self.shards:
+            if shard.ready:
+                state = "ready"
+            elif shard.entry.path in self.candidates:
+                state = "verifying"
+            elif shard.failures:
+                state = "failed"
+            elif any(p in self.have for p in shard.pieces):
+                state = "downloading"
+            else:
+                state = "pending"
+            out.append(
+                {
+                    "path": shard.entry.path,
+                    "split": shard.entry.split,
+                    "state": state,
+                    "bytes": shard.entry.bytes,
+                    "samples": shard.entry.samples,
+                }
+            )
+        return out
+
+    def _count_web_seed_bytes(self) -> None:
+        """Accumulate bytes from web seeds across reconnects (a counter for metrics)."""
+        now = self.ref.web_seed_totals()
+        for key, total in now.items():
+            before = self._web_seen.get(key, 0)
+            self.web_seed_bytes += total - before if total >= before else total
+        self._web_seen = now
 
     def result(self, stopped: bool = False) -> JobResult:
         st = self.ref.status()

@@ -1,0 +1,181 @@
+"""The sidecar's config file (TOML): session, API and one table per dataset.
+
+See ``deploy/torrentds.toml`` for a commented example. Every problem is a
+``ConfigError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torrentds.engine import SessionOptions
+from torrentds.errors import ConfigError
+from torrentds.service import GetOptions
+from torrentds.units import parse_size
+
+DEFAULT_API = "127.0.0.1:8700"
+TOKEN_ENV = "TORRENTDS_API_TOKEN"
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    session: SessionOptions = field(default_factory=SessionOptions)
+    api: str = DEFAULT_API
+    api_token: str | None = None
+    datasets: tuple[GetOptions, ...] = ()
+    path: str = ""
+
+
+_SESSION_KEYS = {"listen", "dht", "lsd", "upnp", "utp", "max_upload", "max_download"}
+_API_KEYS = {"listen", "token"}
+_DATASET_KEYS = {
+    "source",
+    "dir",
+    "seed_hours",
+    "seed_ratio",
+    "rank",
+    "world_size",
+    "only_mine",
+    "window",
+    "peers",
+    "web_seeds",
+    "trackers",
+    "no_default_trackers",
+    "timeout",
+}
+
+
+def load(path: Path) -> SidecarConfig:
+    """Read and check ``path``."""
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "no such config file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML: {exc}") from exc
+    return parse(doc, str(path))
+
+
+def parse(doc: dict[str, Any], where: str) -> SidecarConfig:
+    unknown = set(doc) - {"session", "api", "dataset"}
+    if unknown:
+        raise ConfigError(where, f"unknown table {sorted(unknown)[0]!r}")
+    session = _table(doc, "session", _SESSION_KEYS, where)
+    api = _table(doc, "api", _API_KEYS, where)
+    raw_sets = doc.get("dataset", [])
+    if not isinstance(raw_sets, list):
+        raise ConfigError(where, "[[dataset]] must be an array of tables")
+    opts = SessionOptions(
+        listen=_get(session, "listen", str, "0.0.0.0:6881", where, "session"),
+        dht=_get(session, "dht", bool, False, where, "session"),
+        lsd=_get(session, "lsd", bool, False, where, "session"),
+        upnp=_get(session, "upnp", bool, False, where, "session"),
+        utp=_get(session, "utp", bool, False, where, "session"),
+        max_upload=_size(session, "max_upload", where),
+        max_download=_size(session, "max_download", where),
+    )
+    token = _get(api, "token", str, "", where, "api") or os.environ.get(TOKEN_ENV) or None
+    datasets = tuple(_dataset(raw, i, where) for i, raw in enumerate(raw_sets))
+    seen: set[tuple[str, Path]] = set()
+    for ds in datasets:
+        key = (ds.source, ds.directory)
+        if key in seen:
+            raise ConfigError(where, f"dataset {ds.source!r} in {ds.directory} is listed twice")
+        seen.add(key)
+    return SidecarConfig(
+        session=opts,
+        api=_get(api, "listen", str, DEFAULT_API, where, "api"),
+        api_token=token,
+        datasets=datasets,
+        path=where,
+    )
+
+
+def _table(doc: dict[str, Any], name: str, keys: set[str], where: str) -> dict[str, Any]:
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(where, f"[{name}] must be a table")
+    unknown = set(table) - keys
+    if unknown:
+        raise ConfigError(where, f"[{name}]: unknown key {sorted(unknown)[0]!r}")
+    return table
+
+
+def _get(
+    table: dict[str, Any], key: str, kind: type, default: Any, where: str, section: str
+) -> Any:
+    value = table.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(where, f"{section}.{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _size(table: dict[str, Any], key: str, where: str) -> int:
+    value = table.get(key, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise ConfigError(where, f"session.{key}: {exc}") from exc
+
+
+def _hours(value: Any, where: str, section: str) -> float:
+    if isinstance(value, str) and value.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ConfigError(where, f'{section}.seed_hours must be a number >= 0 or "inf"')
+
+
+def _strings(table: dict[str, Any], key: str, where: str, section: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(where, f"{section}.{key} must be a list of strings")
+    return tuple(value)
+
+
+def _dataset(raw: Any, index: int, where: str) -> GetOptions:
+    section = f"dataset[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"{section} must be a table")
+    unknown = set(raw) - _DATASET_KEYS
+    if unknown:
+        raise ConfigError(where, f"{section}: unknown key {sorted(unknown)[0]!r}")
+    if "source" not in raw:
+        raise ConfigError(where, f"{section}: 'source' is required")
+    ratio = raw.get("seed_ratio")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and ratio >= 0):
+        raise ConfigError(where, f"{section}.seed_ratio must be a number >= 0")
+    timeout = raw.get("timeout")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ConfigError(where, f"{section}.timeout must be a number > 0")
+    rank = raw.get("rank")
+    world = raw.get("world_size")
+    for name, value in (("rank", rank), ("world_size", world)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(where, f"{section}.{name} must be an integer")
+    return GetOptions(
+        source=_get(raw, "source", str, "", where, section),
+        directory=Path(_get(raw, "dir", str, "data", where, section)),
+        seed_hours=_hours(raw.get("seed_hours", "inf"), where, section),
+        seed_ratio=float(ratio) if ratio is not None else None,
+        peers=_strings(raw, "peers", where, section),
+        web_seeds=_strings(raw, "web_seeds", where, section),
+        trackers=_strings(raw, "trackers", where, section),
+        timeout=float(timeout) if timeout is not None else None,
+        default_trackers=not _get(raw, "no_default_trackers", bool, False, where, section),
+        rank=rank,
+        world_size=world,
+        only_mine=_get(raw, "only_mine", bool, False, where, section),
+        window=_get(raw, "window", int, 3, where, section),
+    )
