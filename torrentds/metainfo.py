@@ -119,7 +119,11 @@ def _describe(t: torf.Torrent) -> TorrentInfo:
 
 def read_torrent(data: bytes, source: str) -> TorrentInfo:
     """Parse .torrent bytes; refuses file names that could escape the folder."""
-    return _describe(_read(data, source))
+    t = _read(data, source)
+    try:
+        return _describe(t)
+    except (torf.TorfError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise MetainfoError(source, f"invalid torrent: {exc}") from exc
 
 
 def _read(data: bytes, source: str) -> torf.Torrent:

@@ -20,7 +20,7 @@ from typing import Any
 
 from torrentds import engine as eng
 from torrentds import handoff, hashing, manifest, order
-from torrentds.errors import ManifestError, StorageError, TorrentdsError
+from torrentds.errors import ManifestError, MetainfoError, StorageError, TorrentdsError
 from torrentds.manifest import Manifest, ShardEntry
 
 Emit = Callable[[dict[str, Any]], None]
@@ -326,6 +326,12 @@ class Job:
     def _on_metadata(self) -> None:
         if self.dataset_dir is not None:
             return
+        for path, _ in self.ref.files():
+            # libtorrent sanitises names from peers; refuse anything that could
+            # still leave the download folder rather than trust that alone.
+            parts = path.split("/")
+            if path.startswith("/") or "\0" in path or any(p in ("", ".", "..") for p in parts):
+                raise MetainfoError(path, "unsafe file name in the torrent's metadata")
         files = self._files()
         self.name = self.ref.name()
         self.dataset_dir = self.spec.save_path / (self.spec.root_name or self.name)
