@@ -2,8 +2,10 @@
 
 1. generate a small Tiny-ImageNet-shaped dataset;
 2. ``torrentds create`` packs it and prints the magnet;
-3. ``torrentds seed`` serves it; two ``torrentds get`` peers download it,
-   each shard verified on arrival, printed as it becomes ready;
+3. ``torrentds seed`` serves it; two ``torrentds get`` peers download it
+   (capped at 4 MiB/s so the story is visible), each shard verified on
+   arrival, and a trainer (examples/train_webdataset.py) reads peer1's shards
+   as they become ready, before the download has finished;
 4. ``torrentds verify`` checks a peer's copy offline.
 
 No packet leaves 127.0.0.1: no default trackers, DHT/LSD/UPnP off.
@@ -22,6 +24,7 @@ from pathlib import Path
 from torrentds.demo_data import make_tiny_imagenet
 
 CLI = [sys.executable, "-m", "torrentds"]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_webdataset.py"
 ISOLATED = ["--listen", "127.0.0.1:0", "--no-dht", "--no-lsd", "--no-upnp", "--json"]
 
 
@@ -32,6 +35,12 @@ def run(*args: str) -> str:
     if done.returncode != 0:
         sys.exit(f"demo failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def echo(name: str, proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        print(f"  [{name}] {line.rstrip()}", flush=True)
 
 
 def follow(name: str, proc: subprocess.Popen[str], port_box: list[int]) -> None:
@@ -87,6 +96,20 @@ def main() -> None:
             time.sleep(0.05)
         if not port:
             sys.exit("demo failed: the seeder did not start")
+        trainer = subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLE),
+                str(root / "peer1" / "tiny-imagenet-200"),
+                "--timeout",
+                "120",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(trainer)
+        threads.append(threading.Thread(target=echo, args=("trainer", trainer)))
+        threads[-1].start()
         for i in (1, 2):
             peer = subprocess.Popen(
                 [
@@ -101,6 +124,8 @@ def main() -> None:
                     "0",
                     "--timeout",
                     "120",
+                    "--max-download",
+                    "4M",
                     *ISOLATED,
                 ],
                 stdout=subprocess.PIPE,
@@ -109,9 +134,11 @@ def main() -> None:
             procs.append(peer)
             threads.append(threading.Thread(target=follow, args=(f"peer{i}", peer, [])))
             threads[-1].start()
-        for peer in procs[1:]:
+        for peer in procs[2:]:
             if peer.wait(180) != 0:
                 sys.exit("demo failed: a peer did not complete")
+        if trainer.wait(60) != 0:
+            sys.exit("demo failed: the trainer did not finish")
     finally:
         for p in procs:
             if p.poll() is None:

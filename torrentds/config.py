@@ -29,10 +29,12 @@ class SidecarConfig:
     api_token: str | None = None
     datasets: tuple[GetOptions, ...] = ()
     path: str = ""
+    # Folders a dataset added through the API may go to (empty: see ``data_roots``).
+    data_root: tuple[Path, ...] = ()
 
 
 _SESSION_KEYS = {"listen", "dht", "lsd", "upnp", "utp", "max_upload", "max_download"}
-_API_KEYS = {"listen", "token"}
+_API_KEYS = {"listen", "token", "data_root"}
 _DATASET_KEYS = {
     "source",
     "dir",
@@ -95,7 +97,37 @@ def parse(doc: dict[str, Any], where: str) -> SidecarConfig:
         api_token=token,
         datasets=datasets,
         path=where,
+        data_root=_roots(api, where),
     )
+
+
+def parse_dataset(raw: Any, where: str) -> GetOptions:
+    """One dataset given as a mapping (an HTTP request's body), checked like the file's."""
+    return _dataset(raw, None, where)
+
+
+def data_roots(conf: SidecarConfig) -> list[Path]:
+    """Where a dataset added through the API may be written (absolute paths).
+
+    ``[api] data_root`` when given; otherwise the folders of the configured
+    datasets, or the current directory when there are none.
+    """
+    roots = conf.data_root or tuple(ds.directory for ds in conf.datasets) or (Path.cwd(),)
+    out: list[Path] = []
+    for root in roots:
+        absolute = Path(os.path.abspath(root))
+        if absolute not in out:
+            out.append(absolute)
+    return out
+
+
+def _roots(api: dict[str, Any], where: str) -> tuple[Path, ...]:
+    value = api.get("data_root", [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(where, "api.data_root must be a folder or a list of folders")
+    return tuple(Path(v) for v in value)
 
 
 def _table(doc: dict[str, Any], name: str, keys: set[str], where: str) -> dict[str, Any]:
@@ -144,8 +176,8 @@ def _strings(table: dict[str, Any], key: str, where: str, section: str) -> tuple
     return tuple(value)
 
 
-def _dataset(raw: Any, index: int, where: str) -> GetOptions:
-    section = f"dataset[{index}]"
+def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
+    section = "dataset" if index is None else f"dataset[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(where, f"{section} must be a table")
     unknown = set(raw) - _DATASET_KEYS

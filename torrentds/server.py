@@ -1,0 +1,449 @@
+"""The sidecar's local HTTP API: thin handlers over the ``Sidecar`` facade.
+
+Standard library ``http.server`` (one thread per request) and
+``prometheus_client`` for ``/metrics``. No route reads or serves a file: the
+only paths a request can name are data folders for ``POST /torrents``, and
+those must lie inside the sidecar's data roots.
+
+Bound to 127.0.0.1 by default. A non-loopback address needs a token, and then
+every request must carry ``Authorization: Bearer TOKEN``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import ipaddress
+import json
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from torrentds import config as cfg
+from torrentds.errors import (
+    ConfigError,
+    ConflictError,
+    FetchError,
+    MetainfoError,
+    NotFoundError,
+    TorrentdsError,
+    UsageError,
+)
+from torrentds.sidecar import Sidecar
+
+MAX_BODY = 1 << 20
+_HEX40 = re.compile(r"^[0-9a-fA-F]{40}$")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+ROUTES: list[dict[str, str]] = [
+    {"method": "GET", "path": "/", "description": "this list of routes"},
+    {
+        "method": "GET",
+        "path": "/status",
+        "description": "per torrent: name, infohash, state, progress, rates, peers, "
+        "shards ready/total, seeding time left",
+    },
+    {
+        "method": "GET",
+        "path": "/shards?torrent=INFOHASH&split=SPLIT",
+        "description": "each shard's state: pending, downloading, verifying, ready, failed",
+    },
+    {"method": "GET", "path": "/metrics", "description": "Prometheus metrics"},
+    {
+        "method": "POST",
+        "path": "/torrents",
+        "description": 'add a dataset: JSON {"source": ..., "dir": ..., "seed_hours": ...}',
+    },
+    {
+        "method": "DELETE",
+        "path": "/torrents/INFOHASH",
+        "description": "stop one torrent (resume data saved, files kept)",
+    },
+]
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status, a short error name and a detail line."""
+
+    def __init__(self, status: HTTPStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(listen, "the API address must be HOST:PORT, e.g. 127.0.0.1:8700")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: assume it is reachable from outside
+
+
+def check_bind(listen: str, token: str | None) -> tuple[str, int]:
+    """Refuse a non-loopback API address without a token; returns (host, port)."""
+    host, port = split_listen(listen)
+    if not is_loopback(host) and not token:
+        raise UsageError(
+            listen,
+            "refusing to serve the API beyond loopback without a token "
+            "(--api-token, [api] token or TORRENTDS_API_TOKEN)",
+        )
+    return host, port
+
+
+class SidecarCollector(Collector):
+    """Prometheus metrics read from ``Sidecar.status()`` on every scrape."""
+
+    def __init__(self, sidecar: Sidecar) -> None:
+        self.sidecar = sidecar
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["torrent", "name"]
+        families: list[tuple[str, Metric]] = [
+            (
+                "downloaded",
+                CounterMetricFamily(
+                    "torrentds_downloaded_bytes", "Bytes downloaded (this run)", labels=labels
+                ),
+            ),
+            (
+                "uploaded",
+                CounterMetricFamily(
+                    "torrentds_uploaded_bytes", "Bytes uploaded (this run)", labels=labels
+                ),
+            ),
+            (
+                "web_seed_bytes",
+                CounterMetricFamily(
+                    "torrentds_web_seed_bytes", "Bytes received from web seeds", labels=labels
+                ),
+            ),
+            (
+                "hash_failures",
+                CounterMetricFamily(
+                    "torrentds_hash_failures", "Pieces that failed their hash check", labels=labels
+                ),
+            ),
+            (
+                "seconds_seeded",
+                CounterMetricFamily(
+                    "torrentds_seeding_seconds", "Seconds seeded since completion", labels=labels
+                ),
+            ),
+            ("peers", GaugeMetricFamily("torrentds_peers", "Connected peers", labels=labels)),
+            (
+                "shards_ready",
+                GaugeMetricFamily("torrentds_shards_ready", "Shards verified", labels=labels),
+            ),
+            (
+                "shards_total",
+                GaugeMetricFamily("torrentds_shards_total", "Shards wanted", labels=labels),
+            ),
+            (
+                "progress",
+                GaugeMetricFamily("torrentds_progress", "Fraction downloaded", labels=labels),
+            ),
+            (
+                "down_rate",
+                GaugeMetricFamily("torrentds_download_rate_bytes", "Bytes/s in", labels=labels),
+            ),
+            (
+                "up_rate",
+                GaugeMetricFamily("torrentds_upload_rate_bytes", "Bytes/s out", labels=labels),
+            ),
+        ]
+        torrents = GaugeMetricFamily(
+            "torrentds_torrents", "Torrents in this sidecar, by state", labels=["state"]
+        )
+        states: dict[str, int] = {}
+        for item in self.sidecar.status():
+            states[str(item.get("state"))] = states.get(str(item.get("state")), 0) + 1
+            values = [str(item.get("infohash", "")), str(item.get("name") or "")]
+            for key, family in families:
+                value = item.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    family.add_metric(values, float(value))  # type: ignore[attr-defined]
+        for state, count in sorted(states.items()):
+            torrents.add_metric([state], count)
+        yield torrents
+        for _, family in families:
+            yield family
+
+
+class ApiServer:
+    """The HTTP API of one sidecar; binds at construction, serves after ``start``."""
+
+    def __init__(self, listen: str, token: str | None) -> None:
+        host, port = check_bind(listen, token)
+        self.token = token
+        self.sidecar: Sidecar | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        server_cls = _Server6 if ":" in host else _Server
+        try:
+            self.httpd = server_cls((host, port), _Handler)
+        except OSError as exc:
+            raise TorrentdsError(listen, f"cannot listen: {exc.strerror or exc}") from exc
+        self.httpd.api = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self.httpd.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def start(self, sidecar: Sidecar) -> None:
+        """Serve requests for ``sidecar`` on a background thread."""
+        self.sidecar = sidecar
+        self.registry.register(SidecarCollector(sidecar))
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving (waits for the serving loop, not for slow clients)."""
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self.httpd.server_close()
+
+    # -- routes -----------------------------------------------------------------
+    def dispatch(
+        self, method: str, target: str, body: Callable[[], bytes]
+    ) -> tuple[HTTPStatus, Any]:
+        """Route one request; returns (status, JSON-able value or metrics text)."""
+        sidecar = self.sidecar
+        if sidecar is None or not sidecar.running:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the sidecar is not running")
+        url = urlsplit(target)
+        path = url.path
+        query = parse_qs(url.query, keep_blank_values=True)
+        if path == "/":
+            _allow(method, "GET")
+            return HTTPStatus.OK, {"routes": ROUTES}
+        if path == "/status":
+            _allow(method, "GET")
+            return HTTPStatus.OK, {"torrents": sidecar.status()}
+        if path == "/shards":
+            _allow(method, "GET")
+            torrent = _one(query, "torrent")
+            if torrent is not None and not _HEX40.match(torrent):
+                raise NotFoundError(torrent, "no such torrent in this sidecar")
+            shards = sidecar.shards(torrent.lower() if torrent else None, _one(query, "split"))
+            return HTTPStatus.OK, {"shards": shards}
+        if path == "/metrics":
+            _allow(method, "GET")
+            return HTTPStatus.OK, generate_latest(self.registry)
+        if path == "/torrents":
+            _allow(method, "POST")
+            return HTTPStatus.CREATED, self._add(sidecar, body())
+        if path.startswith("/torrents/"):
+            infohash = path.removeprefix("/torrents/")
+            if not _HEX40.match(infohash):
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no route {path}")
+            _allow(method, "DELETE")
+            return HTTPStatus.OK, {"removed": sidecar.remove(infohash.lower())}
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no route {path}")
+
+    def _add(self, sidecar: Sidecar, raw: bytes) -> dict[str, Any]:
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
+        if "dir" not in doc:
+            raise ConfigError("request body", "'dir' is required")
+        opts = cfg.parse_dataset(doc, "request body")
+        roots = cfg.data_roots(sidecar.conf)
+        directory = _inside(opts.directory, roots, "dir")
+        source = opts.source
+        if not source.startswith(("magnet:", "http://", "https://")) and not _HEX40.match(source):
+            source = str(_inside(Path(source), roots, "source"))
+        opts = dataclasses.replace(opts, directory=directory, source=source)
+        return sidecar.add(opts)
+
+
+def _inside(path: Path, roots: list[Path], field: str) -> Path:
+    """``path`` (relative: to the first root) if it lies inside a data root, else 400."""
+    full = Path(os.path.abspath(roots[0] / path))
+    real = os.path.realpath(full)
+    for root in roots:
+        if Path(real).is_relative_to(os.path.realpath(root)):
+            return full
+    shown = ", ".join(str(r) for r in roots)
+    raise UsageError(str(path), f"{field} must be inside the sidecar's data root ({shown})")
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"use {allowed}")
+
+
+def _one(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    if not values or values[-1] == "":
+        return None
+    return values[-1]
+
+
+def _status_of(exc: TorrentdsError) -> HTTPStatus:
+    if isinstance(exc, (UsageError, MetainfoError, ConfigError)):
+        return HTTPStatus.BAD_REQUEST
+    if isinstance(exc, NotFoundError):
+        return HTTPStatus.NOT_FOUND
+    if isinstance(exc, ConflictError):
+        return HTTPStatus.CONFLICT
+    if isinstance(exc, FetchError):
+        return HTTPStatus.BAD_GATEWAY
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    api: ApiServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-request is no one's business (and never printed)."""
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "torrentds"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Library code never prints; the access log is left out."""
+
+    def _serve(self, method: str) -> None:
+        api = self.server.api
+        try:
+            self._check_auth(api.token)
+            status, value = api.dispatch(method, self.path, self._body)
+        except ApiError as exc:
+            self._send_error(exc.status, exc.detail)
+        except TorrentdsError as exc:
+            self._send_error(_status_of(exc), str(exc))
+        except Exception as exc:  # a bug: answer 500 rather than drop the connection
+            self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+        else:
+            if isinstance(value, bytes):
+                self._send(status, value, CONTENT_TYPE_LATEST)
+            else:
+                self._send_json(status, value)
+
+    def _check_auth(self, token: str | None) -> None:
+        if token is None:
+            # Loopback without a token: refuse pages that reach us through a
+            # rebinding DNS name (their Host is not a loopback name).
+            host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0].strip("[]")
+            if host and not is_loopback(host):
+                raise ApiError(HTTPStatus.FORBIDDEN, f"Host {host!r} is not a loopback name")
+            return
+        given = self.headers.get("Authorization") or ""
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        ):
+            raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise ApiError(HTTPStatus.BAD_REQUEST, "send the body with a Content-Length")
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():
+            self.close_connection = True
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        length = int(length_text)
+        if length > MAX_BODY:
+            self.close_connection = True  # the body is left unread
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"request body over {MAX_BODY} bytes")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            # Browsers send other types cross-site without asking first; JSON they must ask.
+            self.close_connection = True
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Type must be application/json")
+        return self.rfile.read(length)
+
+    def _send_error(self, status: HTTPStatus, detail: str) -> None:
+        self._send_json(status, {"error": status.phrase, "detail": detail})
+
+    def _send_json(self, status: HTTPStatus, value: Any) -> None:
+        body = (json.dumps(value, sort_keys=True, allow_nan=False, default=str) + "\n").encode()
+        self._send(status, body, "application/json")
+
+    def _send(self, status: HTTPStatus, body: bytes, ctype: str) -> None:
+        with contextlib.suppress(OSError):  # the client went away
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            if status == HTTPStatus.UNAUTHORIZED:
+                self.send_header("WWW-Authenticate", "Bearer")
+            if status == HTTPStatus.METHOD_NOT_ALLOWED:
+                self.send_header("Allow", _allowed_for(self.path))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+
+def _allowed_for(target: str) -> str:
+    path = urlsplit(target).path
+    if path == "/torrents":
+        return "POST"
+    if path.startswith("/torrents/"):
+        return "DELETE"
+    return "GET"
