@@ -437,9 +437,10 @@ def _network_options(fn: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option(
             "--seed-hours",
-            default="0",
+            default=None,
             metavar="H",
-            help="Seed this long after completion (a float; 0: exit at once; inf).",
+            help="Seed this long after completion (a float or inf; 0: exit at once). "
+            "Default: 0 for get, inf for seed.",
         ),
         click.option(
             "--seed-ratio",
@@ -630,7 +631,7 @@ def get(
     utp: bool,
     max_upload: int,
     max_download: int,
-    seed_hours: str,
+    seed_hours: str | None,
     seed_ratio: float | None,
     as_json: bool,
 ) -> None:
@@ -644,7 +645,7 @@ def get(
     opts = service.GetOptions(
         source=source,
         directory=directory,
-        seed_hours=_float_or_inf(seed_hours),
+        seed_hours=_float_or_inf(seed_hours) if seed_hours is not None else 0.0,
         seed_ratio=seed_ratio,
         peers=peers,
         web_seeds=web_seeds,
@@ -688,7 +689,7 @@ def seed(
     utp: bool,
     max_upload: int,
     max_download: int,
-    seed_hours: str,
+    seed_hours: str | None,
     seed_ratio: float | None,
     as_json: bool,
 ) -> None:
@@ -697,7 +698,7 @@ def seed(
     The folder is hash-checked against the torrent first. Seeds until
     --seed-hours or --seed-ratio is reached (default: until stopped).
     """
-    hours = _float_or_inf(seed_hours) if seed_hours != "0" else math.inf
+    hours = _float_or_inf(seed_hours) if seed_hours is not None else math.inf
     opts = service.SeedOptions(
         folder=folder,
         torrent=Path(torrent),
