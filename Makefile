@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := opentracker nginx-light aria2 transmission-cli mktorrent iproute2
 DEMO_DIR := demo-data
 
-.PHONY: setup deb venv test test-all lint types pytest demo bench-create clean
+.PHONY: setup deb venv test test-all lint types pytest demo bench bench-create clean
 
 setup: deb venv
 
@@ -51,6 +51,13 @@ test-all: setup lint types
 # shard verified; loopback only, no packet leaves the machine.
 demo: setup
 	$(BIN)/python scripts/demo.py $(DEMO_DIR)
+
+# Issue 5's swarm benchmark: network namespaces with capped links, torrentds vs aria2c vs
+# HTTP vs a web seed; writes benchmarks/swarm.png and prints the tables. Needs root.
+bench: setup
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	$$SUDO $(BIN)/python benchmarks/swarm.py
 
 bench-create: setup
 	$(BIN)/python benchmarks/create.py

@@ -122,7 +122,8 @@ class Opentracker:
 class Nginx:
     """nginx serving ``root`` on 127.0.0.1 with Range support (a web seed)."""
 
-    def __init__(self, root: Path, workdir: Path) -> None:
+    def __init__(self, root: Path, workdir: Path, limit_rate: str = "") -> None:
+        """``limit_rate`` (nginx's, e.g. ``512k``) caps each connection's rate."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -149,7 +150,7 @@ http {{
     server {{
         listen 127.0.0.1:{self.port};
         root {root};
-        location / {{ }}
+        location / {{ {f"limit_rate {limit_rate};" if limit_rate else ""} }}
     }}
 }}
 """)

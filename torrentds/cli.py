@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -29,9 +30,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from torrentds import __version__, engine, service, transfer
+from torrentds import __version__, engine, server, service, transfer
+from torrentds import config as sidecar_config
 from torrentds.errors import TorrentdsError
 from torrentds.progress import Advance, Reporter, SilentReporter
+from torrentds.sidecar import Sidecar
 from torrentds.units import parse_size
 
 
@@ -112,6 +115,8 @@ def main() -> None:
     torrentds seed DIR TORRENT     seed a dataset folder (a swarm's origin)
     torrentds wait DIR             block until shards of a split are verified
     torrentds urls DIR             print verified shard paths, or the brace pattern
+    torrentds sidecar --config F   serve several datasets from one session, with an HTTP API
+    torrentds status               what a running sidecar is doing
     """
 
 
@@ -546,6 +551,8 @@ class EventPrinter:
                 "torrentds: seeding "
                 + ("until stopped" if hours is None else f"for up to {hours:g} h")
             )
+        elif kind == "api":
+            _err.print(f"torrentds: API on {event['url']}", markup=False)
 
 
 def _print_summary(result: transfer.JobResult) -> None:
@@ -611,6 +618,19 @@ def _print_summary(result: transfer.JobResult) -> None:
     show_default=True,
     help="How many shards at the head of this peer's order get top priority.",
 )
+@click.option(
+    "--api",
+    "api_listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the sidecar's HTTP API here while this get runs (e.g. 127.0.0.1:8700).",
+)
+@click.option(
+    "--api-token",
+    default=None,
+    metavar="TOKEN",
+    help="Bearer token the API requires (needed beyond loopback; default $TORRENTDS_API_TOKEN).",
+)
 @_network_options
 def get(
     source: str,
@@ -623,6 +643,8 @@ def get(
     world_size: int | None,
     only_mine: bool,
     window: int,
+    api_listen: str | None,
+    api_token: str | None,
     listen: str,
     peers: tuple[str, ...],
     dht: bool,
@@ -641,6 +663,8 @@ def get(
     a 40-hex info-hash. Each shard is handed on (DIR/NAME/.torrentds/ready.jsonl)
     as soon as its pieces and sha256 are verified. Ctrl-C or SIGTERM saves
     resume data and exits 0; running the same command again resumes.
+    With --api, the sidecar's HTTP API (status, shards, metrics) is served
+    while it runs.
     """
     opts = service.GetOptions(
         source=source,
@@ -661,11 +685,39 @@ def get(
 
     def run() -> None:
         with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
-            result = service.get(opts, printer, stop)
+            if api_listen is None:
+                result = service.get(opts, printer, stop)
+            else:
+                token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
+                result = _get_with_api(opts, api_listen, token, printer, stop)
         if not as_json:
             _print_summary(result)
 
     _run_job_command(run, as_json)
+
+
+def _get_with_api(
+    opts: service.GetOptions,
+    listen: str,
+    token: str | None,
+    printer: EventPrinter,
+    stop: threading.Event,
+) -> transfer.JobResult:
+    """``get --api``: the same job, run in a one-dataset sidecar that serves the API."""
+    api = server.ApiServer(listen, token)  # a refused or busy address fails before any work
+    conf = sidecar_config.SidecarConfig(
+        session=opts.session, api=listen, api_token=token, data_root=(opts.directory,)
+    )
+    try:
+        sc = Sidecar(conf, printer)
+
+        def serving() -> None:
+            api.start(sc)
+            printer({"event": "api", "url": api.url})
+
+        return sc.run_get(opts, printer, stop, on_running=serving, on_stopping=api.close)
+    finally:
+        api.close()
 
 
 @main.command()
@@ -716,6 +768,233 @@ def seed(
             _print_summary(result)
 
     _run_job_command(run, as_json)
+
+
+class SidecarPrinter:
+    """The sidecar's log: JSON lines on stdout, or one plain line per event on stderr."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            if self.as_json:
+                line = json.dumps({**event, "time": round(time.time(), 3)}, sort_keys=True)
+                click.echo(line)
+                return
+            text = _sidecar_line(event)
+            if text is not None:
+                click.echo(f"torrentds: {text}", err=True)
+
+
+def _sidecar_line(event: dict[str, Any]) -> str | None:
+    kind = event["event"]
+    who = f"[{event['dataset'] or event.get('infohash', '?')}] " if "dataset" in event else ""
+    if kind == "started":
+        return f"{who}{event['infohash']} started, listening on port {event['listen_port']}"
+    if kind == "metadata":
+        return f"{who}{_human(event['bytes'])} in {event['files']} files"
+    if kind == "shard_ready":
+        return f"{who}shard ready: {event['path']}"
+    if kind == "completed":
+        return f"{who}complete, every shard verified: {event['dataset_dir']}"
+    if kind == "seeding":
+        hours = event["hours"]
+        return f"{who}seeding " + ("until stopped" if hours is None else f"for up to {hours:g} h")
+    if kind == "done":
+        return (
+            f"{who}{'stopped' if event.get('stopped') else 'done'}: "
+            f"downloaded {_human(event['downloaded'])}, uploaded {_human(event['uploaded'])}"
+        )
+    if kind == "warning":
+        return f"warning: {who}{event['message']}"
+    if kind == "error":
+        return f"{who or '[' + str(event.get('source', 'sidecar')) + '] '}error: {event['message']}"
+    if kind == "removed":
+        return f"removed {event['source']} ({event['infohash']})"
+    if kind == "api":
+        return f"API on {event['url']}"
+    if kind == "reloaded":
+        return f"config reloaded from {event['config']} ({event['datasets']} datasets)"
+    return None
+
+
+@main.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The sidecar's TOML config (see deploy/torrentds.toml).",
+)
+@click.option(
+    "--api",
+    "api_listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the HTTP API here (overrides [api] listen; default 127.0.0.1:8700).",
+)
+@click.option(
+    "--api-token",
+    default=None,
+    metavar="TOKEN",
+    help="Bearer token every API request must carry; required beyond loopback. "
+    "Default: [api] token, then $TORRENTDS_API_TOKEN.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Log one JSON object per line on stdout.")
+def sidecar(
+    config_path: Path, api_listen: str | None, api_token: str | None, as_json: bool
+) -> None:
+    """Fetch and seed every dataset of the config from one session, serving an HTTP API.
+
+    Each [[dataset]] has its own folder, seeding limits and rank. SIGTERM or
+    Ctrl-C saves resume data for every torrent and exits 0; SIGHUP reloads the
+    config, adding and removing datasets without restarting the others.
+    """
+
+    def run() -> None:
+        base = sidecar_config.load(config_path)
+        conf = dataclasses.replace(
+            base,
+            api=api_listen or base.api,
+            api_token=api_token or base.api_token,
+        )
+        api = server.ApiServer(conf.api, conf.api_token)
+        printer = SidecarPrinter(as_json)
+        try:
+            sc = Sidecar(conf, printer)
+
+            def serving() -> None:
+                api.start(sc)
+                printer({"event": "api", "url": api.url})
+
+            def reload() -> None:
+                try:
+                    new = sidecar_config.load(config_path)
+                    if (new.session, new.api, new.api_token) != (
+                        base.session,
+                        base.api,
+                        base.api_token,
+                    ):
+                        printer(
+                            {
+                                "event": "warning",
+                                "message": f"{config_path}: [session] and [api] changes "
+                                "take effect on restart",
+                            }
+                        )
+                    sc.reload(dataclasses.replace(new, api=conf.api, api_token=conf.api_token))
+                except TorrentdsError as exc:
+                    printer({"event": "error", "source": "reload", "message": str(exc)})
+                    return
+                printer(
+                    {"event": "reloaded", "config": str(config_path), "datasets": len(new.datasets)}
+                )
+
+            def on_hup(signum: int, frame: object) -> None:
+                threading.Thread(target=reload, daemon=True).start()
+
+            old_hup = signal.signal(signal.SIGHUP, on_hup)
+            try:
+                with _stop_on_signals() as stop:
+                    sc.run(stop, on_running=serving, on_stopping=api.close)
+            finally:
+                signal.signal(signal.SIGHUP, old_hup)
+        finally:
+            api.close()
+
+    _run(run)
+
+
+@main.command()
+@click.option(
+    "--api",
+    "api_url",
+    default=f"http://{sidecar_config.DEFAULT_API}",
+    show_default=True,
+    metavar="URL",
+    help="The sidecar's API (http://HOST:PORT).",
+)
+@click.option(
+    "--api-token",
+    default=None,
+    metavar="TOKEN",
+    help="Bearer token for the API. Default: $TORRENTDS_API_TOKEN.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the /status JSON.")
+def status(api_url: str, api_token: str | None, as_json: bool) -> None:
+    """Show what a running sidecar (`sidecar` or `get --api`) is doing, per torrent."""
+
+    def run() -> None:
+        token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
+        doc = server.fetch(api_url, "/status", token)
+        if as_json:
+            _print_json(doc)
+            return
+        torrents: list[dict[str, Any]] = doc.get("torrents", [])
+        if not torrents:
+            click.echo(f"no torrents in the sidecar at {api_url}")
+            return
+        headers = _STATUS_HEADERS
+        rows = [_status_row(t) for t in torrents]
+        out = Console()
+        if out.is_terminal:
+            from rich.table import Table
+
+            table = Table(*headers, box=None, header_style="bold")
+            for row in rows:
+                table.add_row(*row)
+            out.print(table)
+            return
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        for line in [headers, *rows]:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+    _run(run)
+
+
+_STATUS_HEADERS = [
+    "NAME",
+    "INFOHASH",
+    "STATE",
+    "DONE",
+    "DOWN",
+    "UP",
+    "PEERS",
+    "SHARDS",
+    "SEED LEFT",
+]
+
+
+def _status_row(t: dict[str, Any]) -> list[str]:
+    left = t.get("seeding_left")
+    if left is not None:
+        seed_left = _duration(float(left))
+    elif t.get("state") == "seeding":
+        seed_left = "until stopped"
+    else:
+        seed_left = "-"
+    return [
+        str(t.get("name") or "?"),
+        str(t.get("infohash", ""))[:12],
+        str(t.get("state", "?")),
+        f"{float(t.get('progress') or 0):.0%}",
+        f"{_human(int(t.get('down_rate') or 0))}/s",
+        f"{_human(int(t.get('up_rate') or 0))}/s",
+        str(t.get("peers", "-")),
+        f"{t.get('shards_ready', '-')}/{t.get('shards_total', '-')}",
+        seed_left,
+    ]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _run_job_command(fn: Callable[[], None], as_json: bool) -> None:

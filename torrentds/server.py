@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -45,7 +46,7 @@ from torrentds.errors import (
 from torrentds.sidecar import Sidecar
 
 MAX_BODY = 1 << 20
-_HEX40 = re.compile(r"^[0-9a-fA-F]{40}$")
+_HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 ROUTES: list[dict[str, str]] = [
@@ -115,6 +116,31 @@ def check_bind(listen: str, token: str | None) -> tuple[str, int]:
     return host, port
 
 
+def fetch(url: str, path: str, token: str | None, timeout: float = 5.0) -> dict[str, Any]:
+    """GET ``path`` from a running sidecar's API (``torrentds status``)."""
+    base = (url if "://" in url else f"http://{url}").rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with requests.Session() as session:
+        session.trust_env = False  # a proxy from the environment has no business with loopback
+        try:
+            resp = session.get(base + path, headers=headers, timeout=timeout)
+        except requests.ConnectionError as exc:
+            raise TorrentdsError(base, "sidecar not reachable (connection refused?)") from exc
+        except requests.RequestException as exc:
+            raise TorrentdsError(base, f"sidecar not reachable: {exc}") from exc
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = None
+    if resp.status_code != HTTPStatus.OK:
+        detail = doc.get("detail") if isinstance(doc, dict) else resp.reason
+        hint = " (--api-token or TORRENTDS_API_TOKEN)" if resp.status_code == 401 else ""
+        raise TorrentdsError(base + path, f"HTTP {resp.status_code}: {detail}{hint}")
+    if not isinstance(doc, dict):
+        raise TorrentdsError(base + path, "answer is not a JSON object (not a torrentds API?)")
+    return doc
+
+
 class SidecarCollector(Collector):
     """Prometheus metrics read from ``Sidecar.status()`` on every scrape."""
 
@@ -123,7 +149,7 @@ class SidecarCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         labels = ["torrent", "name"]
-        families: list[tuple[str, Metric]] = [
+        families: list[tuple[str, CounterMetricFamily | GaugeMetricFamily]] = [
             (
                 "downloaded",
                 CounterMetricFamily(
@@ -186,7 +212,7 @@ class SidecarCollector(Collector):
             for key, family in families:
                 value = item.get(key)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    family.add_metric(values, float(value))  # type: ignore[attr-defined]
+                    family.add_metric(values, float(value))
         for state, count in sorted(states.items()):
             torrents.add_metric([state], count)
         yield torrents
@@ -256,7 +282,7 @@ class ApiServer:
         if path == "/shards":
             _allow(method, "GET")
             torrent = _one(query, "torrent")
-            if torrent is not None and not _HEX40.match(torrent):
+            if torrent is not None and not _HEX40.fullmatch(torrent):
                 raise NotFoundError(torrent, "no such torrent in this sidecar")
             shards = sidecar.shards(torrent.lower() if torrent else None, _one(query, "split"))
             return HTTPStatus.OK, {"shards": shards}
@@ -268,7 +294,7 @@ class ApiServer:
             return HTTPStatus.CREATED, self._add(sidecar, body())
         if path.startswith("/torrents/"):
             infohash = path.removeprefix("/torrents/")
-            if not _HEX40.match(infohash):
+            if not _HEX40.fullmatch(infohash):
                 raise ApiError(HTTPStatus.NOT_FOUND, f"no route {path}")
             _allow(method, "DELETE")
             return HTTPStatus.OK, {"removed": sidecar.remove(infohash.lower())}
@@ -287,7 +313,9 @@ class ApiServer:
         roots = cfg.data_roots(sidecar.conf)
         directory = _inside(opts.directory, roots, "dir")
         source = opts.source
-        if not source.startswith(("magnet:", "http://", "https://")) and not _HEX40.match(source):
+        if not source.startswith(("magnet:", "http://", "https://")) and not _HEX40.fullmatch(
+            source
+        ):
             source = str(_inside(Path(source), roots, "source"))
         opts = dataclasses.replace(opts, directory=directory, source=source)
         return sidecar.add(opts)
@@ -364,6 +392,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve("HEAD")
 
+    def do_OPTIONS(self) -> None:
+        self._serve("OPTIONS")
+
     def log_message(self, format: str, *args: Any) -> None:
         """Library code never prints; the access log is left out."""
 
@@ -372,17 +403,19 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._check_auth(api.token)
             status, value = api.dispatch(method, self.path, self._body)
-        except ApiError as exc:
-            self._send_error(exc.status, exc.detail)
-        except TorrentdsError as exc:
-            self._send_error(_status_of(exc), str(exc))
-        except Exception as exc:  # a bug: answer 500 rather than drop the connection
-            self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
-        else:
             if isinstance(value, bytes):
-                self._send(status, value, CONTENT_TYPE_LATEST)
+                body, ctype = value, CONTENT_TYPE_LATEST
             else:
-                self._send_json(status, value)
+                body, ctype = _json(value), "application/json"
+        except ApiError as exc:
+            status, body, ctype = exc.status, _error(exc.status, exc.detail), "application/json"
+        except TorrentdsError as exc:
+            status = _status_of(exc)
+            body, ctype = _error(status, str(exc)), "application/json"
+        except Exception as exc:  # a bug: answer 500 rather than drop the connection
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+            body, ctype = _error(status, f"{type(exc).__name__}: {exc}"), "application/json"
+        self._send(status, body, ctype)
 
     def _check_auth(self, token: str | None) -> None:
         if token is None:
@@ -409,7 +442,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         length = int(length_text)
         if length > MAX_BODY:
-            self.close_connection = True  # the body is left unread
+            self.close_connection = True
+            if length <= 4 * MAX_BODY:
+                # Read (and drop) a body a little too big, so the client that is
+                # still sending it gets the answer instead of a reset connection.
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 64 << 10))
+                    if not chunk:
+                        break
+                    length -= len(chunk)
             raise ApiError(HTTPStatus.BAD_REQUEST, f"request body over {MAX_BODY} bytes")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
@@ -417,13 +458,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Type must be application/json")
         return self.rfile.read(length)
-
-    def _send_error(self, status: HTTPStatus, detail: str) -> None:
-        self._send_json(status, {"error": status.phrase, "detail": detail})
-
-    def _send_json(self, status: HTTPStatus, value: Any) -> None:
-        body = (json.dumps(value, sort_keys=True, allow_nan=False, default=str) + "\n").encode()
-        self._send(status, body, "application/json")
 
     def _send(self, status: HTTPStatus, body: bytes, ctype: str) -> None:
         with contextlib.suppress(OSError):  # the client went away
@@ -438,6 +472,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, sort_keys=True, default=str) + "\n").encode()
+
+
+def _error(status: HTTPStatus, detail: str) -> bytes:
+    return _json({"error": status.phrase, "detail": detail})
 
 
 def _allowed_for(target: str) -> str:

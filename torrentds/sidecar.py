@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from torrentds import config as cfg
-from torrentds import engine, runner, service, transfer
+from torrentds import engine, handoff, runner, service, transfer
 from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
 
 Log = Callable[[dict[str, Any]], None]
+Hook = Callable[[], None]
 
 
 class Sidecar:
@@ -30,6 +31,12 @@ class Sidecar:
         # (source, dir) of each dataset the config asked for -> its info-hash
         self.from_config: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
+        self._ended = False  # ``run`` returned: the engine is closed
+
+    @property
+    def running(self) -> bool:
+        """True while the session loop runs (requests can be answered)."""
+        return self.runner.running.is_set()
 
     # -- datasets ---------------------------------------------------------------
     def add(self, opts: service.GetOptions) -> dict[str, Any]:
@@ -37,7 +44,12 @@ class Sidecar:
         spec, job_opts, name = service.prepare_get(opts)
 
         def start() -> dict[str, Any]:
-            job = transfer.Job(self.engine, spec, job_opts, self._emitter(name), known_name=name)
+            if self._ended:
+                raise TorrentdsError(opts.source, "the sidecar is stopping")
+            holder: list[transfer.Job] = []
+            emit = self._emitter(name, holder)
+            job = transfer.Job(self.engine, spec, job_opts, emit, known_name=name)
+            holder.append(job)
             if job.ref.infohash in self.runner.jobs:
                 raise ConflictError(job.ref.infohash, "already in this sidecar")
             self.runner.add(job)
@@ -134,22 +146,112 @@ class Sidecar:
                 self.from_config[key] = snap["infohash"]
             self.conf = conf
 
-    def run(self, stop: threading.Event) -> None:
-        """Start the configured datasets, then serve until ``stop`` is set."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        load_config: bool = True,
+        until_done: str | None = None,
+        on_running: Hook | None = None,
+        on_stopping: Hook | None = None,
+    ) -> None:
+        """Start the configured datasets, then serve until ``stop`` is set.
 
-        def first_load() -> None:
-            self.runner.running.wait(30)
-            self.reload(self.conf)
+        ``on_running`` is called once the loop answers calls (start the API
+        then), ``on_stopping`` before it stops (stop the API first). With
+        ``until_done`` the sidecar also stops when that torrent's job ends.
+        """
+        inner = threading.Event()
 
-        threading.Thread(target=first_load, daemon=True).start()
+        def watch() -> None:
+            while not self.runner.running.wait(0.1):
+                if inner.is_set():
+                    return
+            if on_running is not None:
+                on_running()
+            if load_config:
+                threading.Thread(target=self.reload, args=(self.conf,), daemon=True).start()
+            while not (stop.wait(0.2) or inner.is_set()):
+                if until_done is not None and until_done not in self.runner.jobs:
+                    break
+            if on_stopping is not None:
+                on_stopping()
+            inner.set()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         try:
-            self.runner.run(stop, until_empty=False)
+            self.runner.run(inner, until_empty=False)
         finally:
+            inner.set()
+            watcher.join(10)
+            self._ended = True
             self.engine.close()
 
-    def _emitter(self, name: str) -> transfer.Emit:
+    def run_get(
+        self,
+        opts: service.GetOptions,
+        emit: transfer.Emit,
+        stop: threading.Event,
+        on_running: Hook | None = None,
+        on_stopping: Hook | None = None,
+    ) -> transfer.JobResult:
+        """``get`` inside a sidecar (``get --api``): returns when its job ends.
+
+        Events go to ``emit`` unchanged, as in ``service.get``; datasets added
+        through the API meanwhile are stopped (resume data saved) with it.
+        """
+        failures: list[str] = []
+
+        def own(event: dict[str, Any]) -> None:
+            if event["event"] == "error":  # raised below, as ``get`` does
+                failures.append(str(event.get("message")))
+            else:
+                emit(event)
+
+        try:
+            spec, job_opts, name = service.prepare_get(opts)
+            job = transfer.Job(self.engine, spec, job_opts, own, known_name=name)
+            self.runner.add(job)
+        except BaseException:
+            self._ended = True
+            self.engine.close()
+            raise
+        infohash = job.ref.infohash
+        try:
+            self.run(
+                stop,
+                load_config=False,
+                until_done=infohash,
+                on_running=on_running,
+                on_stopping=on_stopping,
+            )
+        except TorrentdsError as exc:
+            _report_error(job, str(exc))
+            raise
+        done = self.runner.finished.get(infohash)
+        if done is not None and done.result is not None:
+            return done.result
+        message = (done.error if done else None) or (failures[0] if failures else "")
+        _report_error(job, message or "ended without a result")
+        subject, sep, reason = message.partition(": ")
+        if sep:
+            raise TorrentdsError(subject, reason)
+        raise TorrentdsError(name or infohash, message or "ended without a result")
+
+    def _emitter(self, name: str, holder: list[transfer.Job]) -> transfer.Emit:
         def emit(event: dict[str, Any]) -> None:
+            if event["event"] == "error" and holder:
+                # Tell the training process waiting on this dataset to stop waiting.
+                _report_error(holder[0], str(event.get("message")))
             if event["event"] != "progress":
                 self.log({**event, "dataset": name})
 
         return emit
+
+
+def _report_error(job: transfer.Job, message: str) -> None:
+    """``error.json`` in a failed get's dataset folder (not for a seeder's)."""
+    if job.dataset_dir is not None and not job.opts.seeding_only:
+        with contextlib.suppress(TorrentdsError):
+            handoff.report_error(job.dataset_dir, message)

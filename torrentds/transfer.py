@@ -27,6 +27,7 @@ Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"
 MAX_SHARD_FAILURES = 3
 STALL_SECONDS = 10.0
+WEB_SEED_SAMPLE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Job:
         self.flushes_seen = 0
         self.web_seed_bytes = 0
         self._web_seen: dict[str, int] = {}
+        self._web_sampled = 0.0
         self.ref = engine.add(spec)
         self.name = known_name
         self.dataset_dir: Path | None = None
@@ -249,7 +251,12 @@ class Job:
         return out
 
     def _count_web_seed_bytes(self) -> None:
-        """Accumulate bytes from web seeds across reconnects (a counter for metrics)."""
+        """Accumulate bytes from web seeds across reconnects (a counter for metrics).
+
+        Sampled, so approximate: what a web seed sent after the last sample
+        before its connection closed is not counted.
+        """
+        self._web_sampled = time.monotonic()
         now = self.ref.web_seed_totals()
         for key, total in now.items():
             before = self._web_seen.get(key, 0)
@@ -292,6 +299,10 @@ class Job:
             if any(id(s) in self.own_set for s in self.by_piece.get(event.piece, ())):
                 self.last_own_progress = time.monotonic()
             self.have.add(event.piece)
+            if time.monotonic() - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
+                # While pieces arrive: a web seed's connection (and its byte
+                # count) goes away once the torrent is complete.
+                self._count_web_seed_bytes()
             self._check_piece(event.piece)
         elif isinstance(event, eng.HashFailed):
             self.hash_failures += 1
