@@ -140,6 +140,11 @@ class ResumeData(Event):
 
 
 @dataclass(frozen=True)
+class ResumeFailed(Event):
+    message: str
+
+
+@dataclass(frozen=True)
 class TorrentFailed(Event):
     path: str
     message: str
@@ -275,6 +280,15 @@ class TorrentRef:
     def add_web_seed(self, url: str) -> None:
         self._h.add_url_seed(url)
 
+    def web_seeds(self) -> list[str]:
+        """The web seeds in use now (libtorrent drops one it has banned)."""
+        return [str(url) for url in self._h.url_seeds()]
+
+    def readd_web_seed(self, url: str) -> None:
+        """Put back a web seed libtorrent dropped (a plain add of it is ignored)."""
+        self._h.remove_url_seed(url)
+        self._h.add_url_seed(url)
+
     def flush(self) -> None:
         """Ask libtorrent to write out its cache; a ``CacheFlushed`` follows."""
         self._h.flush_cache()
@@ -351,9 +365,13 @@ class Engine:
 
     def __init__(self, opts: SessionOptions) -> None:
         try:
-            params = lt.session_params()
-            params.settings = _session_settings(opts)  # type: ignore[assignment]
-            self._ses = lt.session(params)
+            # No default plugins: smart_ban blamed (and banned) a good peer for a
+            # web seed's wrong block when both had been asked for the same block,
+            # which stalls a swarm whose other sources are gone. Bans by piece
+            # hash failures (libtorrent's own, per peer) stay.
+            self._ses = lt.session(_session_settings(opts), 0)  # type: ignore[call-overload]
+            self._ses.add_extension("ut_metadata")  # magnets: metadata from peers
+            self._ses.add_extension("ut_pex")
         except RuntimeError as exc:
             raise TorrentdsError(opts.listen, f"cannot start BitTorrent session: {exc}") from exc
         if opts.max_upload or opts.max_download:
@@ -468,6 +486,8 @@ def _translate(a: lt.alert) -> Event | None:
         return CacheFlushed(ih)
     if isinstance(a, lt.save_resume_data_alert):
         return ResumeData(ih, bytes(lt.write_resume_data_buf(a.params)))
+    if isinstance(a, lt.save_resume_data_failed_alert):
+        return ResumeFailed(ih, str(a.error.message()))
     if isinstance(a, lt.file_error_alert):
         return TorrentFailed(ih, str(a.filename()), str(a.error.message()))
     if isinstance(a, lt.torrent_error_alert):

@@ -97,6 +97,9 @@ class Job:
         self._web_seen: dict[str, int] = {}
         self._web_sampled = 0.0
         self.ref = engine.add(spec)
+        # Every web seed ever listed; a dropped one's last re-add (time, delay, pieces).
+        self.web_seeds: set[str] = set(self.ref.web_seeds())
+        self.web_seed_retry: dict[str, tuple[float, float, int]] = {}
         self.name = known_name
         self.dataset_dir: Path | None = None
         self.shards: list[_Shard] = []
@@ -115,7 +118,11 @@ class Job:
         self.hash_failures = 0
         self.warnings: list[str] = []
         self.resume_path = spec.save_path / STATE_DIR / "resume" / f"{self.ref.infohash}.resume"
-        self.resume_waiting = False
+        # Verified shards are logged only once resume data holding their pieces is
+        # on disk: ``unsaved`` wait for the next save, ``saving`` holds one batch
+        # per save in flight (libtorrent answers them in order).
+        self.unsaved: list[tuple[ShardEntry, str]] = []
+        self.saving: list[list[tuple[ShardEntry, str]]] = []
         self.total_size = 0
         self.order: list[int] = []
         self.deadlined: set[int] = set()
@@ -149,6 +156,7 @@ class Job:
             self.last_progress = now
             self._apply_priorities()  # releases held shards after a stall
             self._count_web_seed_bytes()
+            self._restore_web_seeds(now)
             self._progress(self.seeding_since)
         if not self.completed and now - self.last_resume >= self.opts.resume_interval:
             self.last_resume = now
@@ -250,6 +258,31 @@ class Job:
             )
         return out
 
+    def _restore_web_seeds(self, now: float) -> None:
+        """Put back the web seeds libtorrent dropped.
+
+        libtorrent bans a web seed, and drops it for good, when it alone is
+        blamed for a failed piece; that includes a piece whose other blocks came
+        from a lying peer it had banned already, so a good web seed goes too and
+        a download with no other source stalls. A dropped seed is put back at
+        once, then every ``reconnect_interval`` while pieces keep arriving, with
+        a doubling delay (up to 10 min) while none do. Bytes from a web seed that
+        really is wrong cost a request each time and are never accepted.
+        """
+        if self.completed:
+            return
+        listed = set(self.ref.web_seeds())
+        self.web_seeds |= listed
+        have, base = len(self.have), self.opts.reconnect_interval
+        for url in sorted(self.web_seeds - listed):
+            last, delay, had = self.web_seed_retry.get(url, (-math.inf, base, -1))
+            moving = have > had
+            if now - last < (base if moving else delay):
+                continue
+            self.ref.readd_web_seed(url)
+            self.web_seed_retry[url] = (now, base if moving else min(delay * 2, 600.0), have)
+            self._warn(f"web seed {url} was dropped after a failed piece; trying it again")
+
     def _count_web_seed_bytes(self) -> None:
         """Accumulate bytes from web seeds across reconnects (a counter for metrics).
 
@@ -320,9 +353,12 @@ class Job:
             self._on_flushed()
         elif isinstance(event, eng.ResumeData):
             self._write_resume(event.data)
+        elif isinstance(event, eng.ResumeFailed):
+            self._warn(f"could not save resume data: {event.message}")
+            self._write_resume(None)
         elif isinstance(event, eng.TorrentFailed):
             self._save_resume_blocking()
-            raise StorageError(event.path or self.name, event.message)
+            raise StorageError(event.path or self.name or self.ref.infohash, event.message)
         elif isinstance(event, eng.SessionFailed):
             raise TorrentdsError(self.spec.save_path, event.message)
         elif isinstance(event, eng.TrackerFailed):
@@ -545,20 +581,10 @@ class Job:
                 continue
             entry = shard.entry if expected else _with_sha(shard.entry, digest)
             shard.ready = True
-            assert self.ready_log is not None
-            record = self.ready_log.append(entry)
-            if record is not None:
-                self.emit(
-                    {
-                        "event": "shard_ready",
-                        "path": entry.path,
-                        "split": entry.split,
-                        "samples": entry.samples,
-                        "bytes": entry.bytes,
-                        "sha256": digest,
-                    }
-                )
-            # A verified shard must survive a crash: save resume data now.
+            # A verified shard must survive a crash: it is logged once resume
+            # data that holds its pieces is on disk (``_write_resume``), so a
+            # rerun after kill -9 never fetches a shard the log calls ready.
+            self.unsaved.append((entry, digest))
             self._request_resume()
             self._apply_priorities()
         self.candidates.clear()
@@ -591,15 +617,37 @@ class Job:
         )
 
     # -- resume data ------------------------------------------------------------
-    def _request_resume(self) -> None:
-        if not self.resume_waiting:
-            self.resume_waiting = True
+    def _request_resume(self, force: bool = False) -> None:
+        """Ask for resume data unless a save is in flight (or ``force``)."""
+        if force or not self.saving:
+            self.saving.append(self.unsaved)
+            self.unsaved = []
             self.ref.save_resume()
 
-    def _write_resume(self, data: bytes) -> None:
-        self.resume_waiting = False
-        self.resume_path.parent.mkdir(parents=True, exist_ok=True)
-        manifest.write_atomic(self.resume_path, data)
+    def _write_resume(self, data: bytes | None) -> None:
+        """Write the oldest save's data (None: it failed), then log its shards."""
+        batch = self.saving.pop(0) if self.saving else []
+        if data is not None:
+            self.resume_path.parent.mkdir(parents=True, exist_ok=True)
+            manifest.write_atomic(self.resume_path, data)
+        for entry, digest in batch:
+            self._log_ready(entry, digest)
+        if self.unsaved and not self.saving:
+            self._request_resume()
+
+    def _log_ready(self, entry: ShardEntry, digest: str) -> None:
+        assert self.ready_log is not None
+        if self.ready_log.append(entry) is not None:
+            self.emit(
+                {
+                    "event": "shard_ready",
+                    "path": entry.path,
+                    "split": entry.split,
+                    "samples": entry.samples,
+                    "bytes": entry.bytes,
+                    "sha256": digest,
+                }
+            )
 
     def _pump_alone(self, timeout: float) -> None:
         for event in self.engine.events(timeout):
@@ -608,12 +656,11 @@ class Job:
 
     def _save_resume_blocking(self, wait_flush: bool = False, timeout: float = 8.0) -> None:
         """Request resume data and pump events until it is written (bounded)."""
-        self.resume_waiting = False
-        self._request_resume()
+        self._request_resume(force=True)
         flushes = self.flushes_seen
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (
-            self.resume_waiting or (wait_flush and self.flushes_seen == flushes)
+            self.saving or (wait_flush and self.flushes_seen == flushes)
         ):
             self.pump(0.2)
 

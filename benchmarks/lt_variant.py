@@ -1,0 +1,102 @@
+"""The torrentds CLI with libtorrent settings changed: for benchmark experiments only.
+
+``benchmarks/swarm.py --lt-seed KEY=VALUE / --lt-leech KEY=VALUE / --super-seed`` runs
+``python benchmarks/lt_variant.py <torrentds arguments>`` instead of ``python -m torrentds``.
+This module leaves the package untouched on disk: in this process only, it merges the JSON
+object in ``TDSB_LT_SETTINGS`` over ``torrentds.engine.lan_settings()`` and, with
+``TDSB_SUPER_SEED=1``, sets libtorrent's super-seeding flag on every torrent it adds; with
+``TDSB_NO_DEADLINES=1`` the window's pieces get no libtorrent piece deadlines; with
+``TDSB_NO_WINDOW=1`` no shard gets the window's top priority either (plain rarest-first after
+the manifest). ``TDSB_UPLOAD_LOG=PATH`` (a diagnostic) appends one line per block this
+process uploads, ``time U piece block peer``, and per piece it completes, ``time F piece``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import IO
+
+import libtorrent as lt
+
+# The installed torrentds (editable: the working tree), or swarm.py --rev's via PYTHONPATH.
+import torrentds.order
+from torrentds import engine
+from torrentds.cli import main
+from torrentds.manifest import ShardEntry
+from torrentds.order import Ordering
+
+Settings = dict[str, int | bool | str]
+
+
+def _patch() -> None:
+    overrides: Settings = json.loads(os.environ.get("TDSB_LT_SETTINGS") or "{}")
+    if overrides:
+        base = engine.lan_settings
+
+        def lan_settings() -> Settings:
+            return {**base(), **overrides}
+
+        engine.lan_settings = lan_settings
+    if os.environ.get("TDSB_SUPER_SEED") == "1":
+        add = engine.Engine.add
+
+        def add_super(self: engine.Engine, spec: engine.AddSpec) -> engine.TorrentRef:
+            ref = add(self, spec)
+            ref._h.set_flags(lt.torrent_flags.super_seeding)
+            return ref
+
+        engine.Engine.add = add_super  # type: ignore[method-assign]
+    if os.environ.get("TDSB_NO_DEADLINES") == "1" or os.environ.get("TDSB_NO_WINDOW") == "1":
+
+        def no_deadlines(self: engine.TorrentRef, pieces: list[int], step_ms: int = 20) -> None:
+            return None
+
+        engine.TorrentRef.set_deadlines = no_deadlines  # type: ignore[method-assign]
+    if os.environ.get("TDSB_NO_WINDOW") == "1":
+        priorities = torrentds.order.priorities
+
+        def no_window(
+            entries: Sequence[ShardEntry],
+            order: Sequence[int],
+            ready: Sequence[bool],
+            ordering: Ordering,
+            hold_others: bool = False,
+        ) -> list[int]:
+            plain = dataclasses.replace(ordering, window=0)
+            return priorities(entries, order, ready, plain, hold_others)
+
+        torrentds.order.priorities = no_window
+    upload_log = os.environ.get("TDSB_UPLOAD_LOG")
+    if upload_log:
+        _log_uploads(upload_log)
+
+
+def _log_uploads(path: str) -> None:
+    fh: IO[str] = open(path, "a", buffering=1 << 16)  # noqa: SIM115 (open for the process)
+    settings = engine._session_settings
+
+    def with_uploads(opts: engine.SessionOptions) -> Settings:
+        out = settings(opts)
+        out["alert_mask"] = int(out["alert_mask"]) | int(lt.alert_category.upload)
+        return out
+
+    engine._session_settings = with_uploads
+    translate = engine._translate
+
+    def logging_translate(a: lt.alert) -> engine.Event | None:
+        if isinstance(a, lt.block_uploaded_alert):
+            fh.write(f"{time.time():.3f} U {a.piece_index} {a.block_index} {a.ip[0]}\n")
+        elif isinstance(a, lt.piece_finished_alert):
+            fh.write(f"{time.time():.3f} F {a.piece_index}\n")
+        return translate(a)
+
+    engine._translate = logging_translate
+
+
+if __name__ == "__main__":
+    _patch()
+    main()
