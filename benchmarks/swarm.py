@@ -35,7 +35,11 @@ complete. Also the HTTP bound N·F/u_s, a PNG plot (``--plot``) and the targets 
 Experiments (torrentds ways only): ``--window`` (``get --window``), ``--seed-max-upload``
 (``seed --max-upload``), ``--lt-seed`` / ``--lt-leech KEY=VALUE`` (libtorrent settings merged
 over ``engine.lan_settings()`` in that process only, through ``benchmarks/lt_variant.py``)
-and ``--super-seed``.
+and ``--super-seed``; ``--no-window`` / ``--no-deadlines`` switch off the download window's
+top priority / piece deadlines; ``--upload-log DIR`` makes every torrentds process log each
+block it uploads and each piece it completes (to find where duplicate sends come from).
+``--ttfs`` runs torrentds only and adds a per-leecher table: when its first, 25%, 50%, 75% and
+all shards were verified.
 
 Cleanup: every process runs in its own session; on exit, error, Ctrl-C, SIGTERM or SIGHUP
 all are stopped, every process still inside one of the namespaces is killed, and every
@@ -1039,7 +1043,7 @@ def report(
     add(
         f"- tools: {tool_version(torrentds_cmd('--version'))} (libtorrent {lt}); "
         f"{tool_version(['aria2c', '--version'])}; {tool_version(['nginx', '-v'])}; "
-        f"{tool_version(['curl', '--version'])[:40]}; opentracker (Debian "
+        f"{' '.join(tool_version(['curl', '--version']).split()[:2])}; opentracker (Debian "
         f"{tool_version(['dpkg-query', '-W', '-f=${Version}', 'opentracker'])})"
     )
     add(
@@ -1352,7 +1356,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     prefix = f"tdsb-{os.getpid()}-"
     parent = args.workdir or Path("/tmp")

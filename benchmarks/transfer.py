@@ -747,8 +747,9 @@ def print_header(args: argparse.Namespace, ds: Dataset) -> None:
         "the clock starts when the leechers are launched (seeder already announced) and "
         "includes process start-up"
     )
-    load = ", ".join(f"{x:.2f}" for x in args.load_before)
-    print(f"- load average (1, 5, 15 min) before the first run: {load}")
+    before = ", ".join(f"{x:.2f}" for x in args.load_before)
+    after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"- load average (1, 5, 15 min): {before} before the first run, {after} after the last")
     print()
 
 
@@ -938,7 +939,8 @@ def run(args: argparse.Namespace, work: Path, tracker: Tracker) -> int:
                 scenarios[(tool, n)].runs.append(result)
                 times = ", ".join(f"{t:.1f}" for t in result.times)
                 log(
-                    f"  times [{times}] s, seeder uploaded {result.note or '?'} "
+                    f"  times [{times}] s"
+                    + (f", seeder uploaded {result.note} " if result.note else " ")
                     + (f"FAILED {result.error}" if result.error else "verified")
                 )
         if not args.no_cpu:

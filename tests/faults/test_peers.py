@@ -86,7 +86,9 @@ def test_lying_peer_ban_spares_other_peers_on_its_ip(dataset: Dataset, tmp_path:
                 "60",
             )
             with running(leecher):
-                assert leecher.finish(90) == 0, leecher.stderr
+                code = leecher.finish(90)
+                warned = [e["message"] for e in leecher.events if e["event"] == "warning"]
+                assert code == 0, (leecher.stderr, f"evil {evil.port} good {good.port}", warned)
             good.kill(signal.SIGTERM)
             assert good.finish(10) == 0
     finally:

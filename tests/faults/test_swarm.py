@@ -97,7 +97,7 @@ def test_twenty_leechers_in_one_swarm(dataset: Dataset, tmp_path: Path) -> None:
     mib = sorted(v / 1024 for v in rss.values())
     print(
         f"\nLOAD 20 leechers done in {elapsed:.1f} s; peak RSS MiB min {mib[0]:.0f}, "
-        f"median {statistics.median(mib):.0f}, max {mib[-1]:.0f}: {[round(m) for m in mib]}"
+        f"median {statistics.median(mib):.0f}, max {mib[-1]:.0f} (KiB: {sorted(rss.values())})"
     )
     assert len(mib) == 20 and mib[-1] < 400
     for i in range(20):
