@@ -12,9 +12,10 @@ One run:
    checked). Leechers keep seeding until the last one is done, so they help each other.
    Afterwards every leecher's folder is checked with ``sha256sum -c SHA256SUMS``; a run
    whose data does not verify does not count;
-3. runs one torrentds seeder capped at ``--max-upload 50M`` serving one torrentds leecher
-   and samples the seeder's /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS,
-   RssAnon, RssFile, VmHWM) during the transfer.
+3. runs one torrentds seeder capped at ``--max-upload 50M`` serving one torrentds leecher,
+   once hash-checked at start (the default) and once with ``--skip-check``, and samples the
+   seeder's /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS, RssAnon, RssFile,
+   VmHWM) during the transfer.
 
 ``--repeat`` repeats steps 2 and 3; medians are reported. Output: machine info and markdown
 tables on stdout, progress on stderr.
@@ -368,6 +369,7 @@ class Scenario:
 
 @dataclass
 class CpuRun:
+    check: str  # how the seeder started: "checked" (hash check first) or "skip-check"
     leecher_s: float
     cpu_pct: float
     main_pct: float  # of which the main (Python) thread
@@ -591,14 +593,18 @@ class Sampler:
         self.sample()
 
 
-def run_cpu(ctx: Context, run_dir: Path) -> CpuRun:
+def run_cpu(ctx: Context, run_dir: Path, check: str) -> CpuRun:
+    """``check``: "checked" hash-checks the folder before seeding (the default);
+    "skip-check" trusts it, and libtorrent then hashes each piece the first
+    time it is asked for (seed mode), which costs CPU while serving."""
     ds = ctx.ds
     (d,) = leecher_dirs(run_dir, 1)
     with run_procs() as procs:
         seeder = start_torrentds(
             procs,
             [
-                *("seed", str(ds.folder), str(ds.torrent), "--skip-check"),
+                *("seed", str(ds.folder), str(ds.torrent)),
+                *(["--skip-check"] if check == "skip-check" else []),
                 *("--max-upload", ctx.args.max_upload),
             ],
         )
@@ -617,7 +623,7 @@ def run_cpu(ctx: Context, run_dir: Path) -> CpuRun:
             event = leecher.wait_event("completed", ctx.args.timeout)
         except AssertionError as exc:
             sampler.stop()
-            return CpuRun(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, error=str(exc)[:800])
+            return CpuRun(check, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, error=str(exc)[:800])
         sampler.stop()
         leecher_s = float(event["time"]) - start
         uploaded = 0
@@ -635,6 +641,7 @@ def run_cpu(ctx: Context, run_dir: Path) -> CpuRun:
 
     problem = verify_copy(ds, d / ds.name)
     return CpuRun(
+        check=check,
         leecher_s=leecher_s,
         cpu_pct=cpu_s / seconds * 100 if seconds > 0 else 0.0,
         main_pct=main_s / seconds * 100 if seconds > 0 else 0.0,
@@ -795,29 +802,37 @@ def print_transfer(scenarios: Sequence[Scenario], ds: Dataset) -> None:
 
 def print_cpu(runs: Sequence[CpuRun], args: argparse.Namespace, ds: Dataset) -> None:
     print(f"#### torrentds seeder at --max-upload {args.max_upload}, serving one leecher\n")
-    ok = [r for r in runs if r.error is None]
     print(
-        "| runs ok | leecher time (s) | leecher MB/s | seeder CPU (% of one core) "
-        "| of which Python main thread (%) | CPU s per GB sent "
+        "| seeder started | runs ok | leecher time (s) | leecher MB/s "
+        "| seeder CPU (% of one core) | of which Python main thread (%) | CPU s per GB sent "
         "| peak RSS, VmHWM (MB) | peak RssAnon (MB) | peak RssFile (MB) | idle RSS (MB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    checks = list(dict.fromkeys(r.check for r in runs))
+    for check in checks:
+        mine = [r for r in runs if r.check == check]
+        ok = [r for r in mine if r.error is None]
 
-    def med(get: Callable[[CpuRun], float]) -> float | None:
-        return statistics.median(get(r) for r in ok) if ok else None
+        def med(get: Callable[[CpuRun], float], ok: list[CpuRun] = ok) -> float | None:
+            return statistics.median(get(r) for r in ok) if ok else None
 
-    t = med(lambda r: r.leecher_s)
-    print(
-        f"| {len(ok)}/{len(runs)} | {fmt(t, '.1f')} "
-        f"| {fmt(ds.size / 1e6 / t if t else None, '.1f')} "
-        f"| **{fmt(med(lambda r: r.cpu_pct), '.1f')}** | {fmt(med(lambda r: r.main_pct), '.1f')} "
-        f"| {fmt(med(lambda r: r.cpu_s_per_gb), '.2f')} "
-        f"| **{fmt(med(lambda r: r.hwm_mb), '.0f')}** "
-        f"| {fmt(med(lambda r: r.anon_mb), '.0f')} | {fmt(med(lambda r: r.file_mb), '.0f')} "
-        f"| {fmt(med(lambda r: r.idle_rss_mb), '.0f')} |"
-    )
-    if len(runs) > 1:
-        per_run = "; ".join(f"{r.leecher_s:.1f} s, {r.cpu_pct:.1f}%, {r.hwm_mb:.0f} MB" for r in ok)
+        t = med(lambda r: r.leecher_s)
+        print(
+            f"| {check} | {len(ok)}/{len(mine)} | {fmt(t, '.1f')} "
+            f"| {fmt(ds.size / 1e6 / t if t else None, '.1f')} "
+            f"| **{fmt(med(lambda r: r.cpu_pct), '.1f')}** "
+            f"| {fmt(med(lambda r: r.main_pct), '.1f')} "
+            f"| {fmt(med(lambda r: r.cpu_s_per_gb), '.2f')} "
+            f"| **{fmt(med(lambda r: r.hwm_mb), '.0f')}** "
+            f"| {fmt(med(lambda r: r.anon_mb), '.0f')} | {fmt(med(lambda r: r.file_mb), '.0f')} "
+            f"| {fmt(med(lambda r: r.idle_rss_mb), '.0f')} |"
+        )
+    if len(runs) > len(checks):
+        per_run = "; ".join(
+            f"{r.check} {r.leecher_s:.1f} s, {r.cpu_pct:.1f}%, {r.hwm_mb:.0f} MB"
+            for r in runs
+            if r.error is None
+        )
         print(f"\nPer run (leecher time, seeder CPU, VmHWM): {per_run}")
     for r in runs:
         if r.error:
@@ -827,7 +842,10 @@ def print_cpu(runs: Sequence[CpuRun], args: argparse.Namespace, ds: Dataset) -> 
         "seeder process (/proc/PID/stat) from the leecher's launch to its completion, as a "
         "share of that wall time; the main thread (/proc/PID/task/PID/stat) runs torrentds' "
         "Python loop, the rest is libtorrent's threads. RSS from /proc/PID/status, sampled "
-        "every 0.2 s; VmHWM is the kernel's own peak."
+        'every 0.2 s; VmHWM is the kernel\'s own peak. "checked": the seeder hash-checked '
+        "the folder before the clock started (the default of `torrentds seed`); "
+        '"skip-check": it trusts the folder and libtorrent hashes each piece the first '
+        "time a peer asks for it, while serving."
     )
     print()
 
@@ -943,17 +961,17 @@ def run(args: argparse.Namespace, work: Path, tracker: Tracker) -> int:
                     + (f", seeder uploaded {result.note} " if result.note else " ")
                     + (f"FAILED {result.error}" if result.error else "verified")
                 )
-        if not args.no_cpu:
+        for check in [] if args.no_cpu else ["checked", "skip-check"]:
             counter += 1
-            run_dir = work / f"run{counter:03d}-cpu"
+            run_dir = work / f"run{counter:03d}-cpu-{check}"
             run_dir.mkdir()
             tracker.restart()
             log(
                 f"repeat {rep + 1}/{args.repeat}: "
-                f"torrentds seeder at --max-upload {args.max_upload}"
+                f"torrentds seeder ({check}) at --max-upload {args.max_upload}"
             )
             try:
-                cpu = run_cpu(ctx, run_dir)
+                cpu = run_cpu(ctx, run_dir, check)
             finally:
                 if not args.keep:
                     shutil.rmtree(run_dir, ignore_errors=True)
