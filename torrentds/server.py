@@ -373,6 +373,19 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "torrentds"
     sys_version = ""
+    # A client that stops sending (a short body, an unfinished request line)
+    # gives its thread back after this many seconds.
+    timeout = 30
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Requests too broken to route (bad request line, huge headers) get the
+        same one-line JSON error as every other refusal, not the stock HTML page."""
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        self.close_connection = True
+        self._send(status, _error(status, message or status.description), "application/json")
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -457,7 +470,11 @@ class _Handler(BaseHTTPRequestHandler):
             # Browsers send other types cross-site without asking first; JSON they must ask.
             self.close_connection = True
             raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Type must be application/json")
-        return self.rfile.read(length)
+        try:
+            return self.rfile.read(length)
+        except TimeoutError as exc:
+            self.close_connection = True
+            raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "request body not received in time") from exc
 
     def _send(self, status: HTTPStatus, body: bytes, ctype: str) -> None:
         with contextlib.suppress(OSError):  # the client went away
