@@ -284,6 +284,14 @@ class TorrentRef:
         """The web seeds in use now (libtorrent drops one it has banned)."""
         return [str(url) for url in self._h.url_seeds()]
 
+    def unchecked_pieces(self) -> list[int]:
+        """Partial pieces whose every block is on disk, waiting for their hash check."""
+        return [
+            int(d["piece_index"])
+            for d in self._h.get_download_queue()
+            if d["blocks"] and all(int(b["state"]) == FINISHED_BLOCK for b in d["blocks"])
+        ]
+
     def readd_web_seed(self, url: str) -> None:
         """Put back a web seed libtorrent dropped (a plain add of it is ignored)."""
         self._h.remove_url_seed(url)
@@ -339,6 +347,9 @@ class TorrentRef:
         self._h.resume()
 
 
+FINISHED_BLOCK = 3  # libtorrent's block_info state: written to disk
+
+
 @dataclass(frozen=True)
 class AddSpec:
     """What to add: exactly one of ``torrent`` (bytes) or ``magnet``."""
@@ -358,6 +369,9 @@ class AddSpec:
     # Priorities from the start (a pause-and-set would announce "paused" and
     # then sit idle; setting them after the add races the first announce).
     file_priorities: tuple[int, ...] | None = None
+    # Forget the partly downloaded pieces the resume data lists (a restart
+    # after a stall: one of them may be the piece libtorrent stopped on).
+    drop_partial: bool = False
 
 
 class Engine:
@@ -404,6 +418,8 @@ class Engine:
         except RuntimeError as exc:
             raise MetainfoError(spec.magnet or "torrent", f"libtorrent refused it: {exc}") from exc
         atp.save_path = str(spec.save_path)
+        if spec.drop_partial:
+            atp.unfinished_pieces = {}
         # Resume data keeps banned IPs; on loopback or behind NAT one ban would
         # shut out every peer at that address for good.
         atp.banned_peers = []

@@ -10,6 +10,7 @@ libtorrent, enforces the limits) and returns a summary.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -27,6 +28,8 @@ Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"
 MAX_SHARD_FAILURES = 3
 STALL_SECONDS = 10.0
+# No piece for this long, with a ban or an unchecked piece: restart the torrent.
+STALL_RESTART_SECONDS = 20.0
 WEB_SEED_SAMPLE_SECONDS = 0.1
 
 
@@ -129,6 +132,11 @@ class Job:
         self.last_own_progress = time.monotonic()
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
+        # Stall recovery (``_restart_if_stalled``): when the last piece passed,
+        # whether a peer was banned since the last (re)start, the next wait.
+        self.last_piece_at = time.monotonic()
+        self.banned_since_start = False
+        self.restart_after = STALL_RESTART_SECONDS
 
     # -- lifecycle: start, handle events, tick, finish --------------------------
     def start(self) -> None:
@@ -157,6 +165,7 @@ class Job:
             self._apply_priorities()  # releases held shards after a stall
             self._count_web_seed_bytes()
             self._restore_web_seeds(now)
+            self._restart_if_stalled(now)
             self._progress(self.seeding_since)
         if not self.completed and now - self.last_resume >= self.opts.resume_interval:
             self.last_resume = now
@@ -283,6 +292,55 @@ class Job:
             self.web_seed_retry[url] = (now, base if moving else min(delay * 2, 600.0), have)
             self._warn(f"web seed {url} was dropped after a failed piece; trying it again")
 
+    def _restart_if_stalled(self, now: float) -> None:
+        """Re-add the torrent from its resume data when libtorrent is stuck.
+
+        Two ways libtorrent stops for good although a good source is there:
+        it bans a good peer whose blocks shared pieces with a liar's (each
+        failed piece costs every contributor trust, and a ban lasts as long as
+        the torrent); or it leaves a piece whose blocks are all on disk
+        unchecked, so nobody asks for it again. Removing and re-adding the
+        torrent forgets bans and partial pieces and keeps every verified one.
+        Only after ``restart_after`` seconds without a piece, and only with one
+        of those two signs; the wait doubles after each restart (up to 10 min).
+        """
+        if self.completed or self.opts.seeding_only or self.dataset_dir is None:
+            return
+        if now - self.last_piece_at < self.restart_after:
+            return
+        stuck = self.ref.unchecked_pieces()
+        if not (self.banned_since_start or stuck):
+            return
+        why = f"piece {stuck[0]} never checked" if stuck else "a peer was banned"
+        self._warn(
+            f"no piece in {now - self.last_piece_at:.0f} s ({why}): restarting the "
+            "torrent from its resume data"
+        )
+        self._save_resume_blocking()
+        if not self.resume_path.is_file():
+            return
+        data = self.resume_path.read_bytes()
+        self.engine.remove(self.ref)
+        spec = dataclasses.replace(
+            self.spec,
+            torrent=None,
+            magnet=None,
+            resume=data,
+            drop_partial=True,
+            trackers=(),  # the resume data lists them
+            web_seeds=tuple(sorted(self.web_seeds)),
+            file_priorities=tuple(self.file_priorities) or None,
+            hold_files=False,
+        )
+        self.ref = self.engine.add(spec)
+        self.deadlined.clear()
+        self._apply_priorities()
+        self._web_seen = {}
+        self.web_seed_retry.clear()
+        self.banned_since_start = False
+        self.last_piece_at = time.monotonic()
+        self.restart_after = min(self.restart_after * 2, 600.0)
+
     def _count_web_seed_bytes(self) -> None:
         """Accumulate bytes from web seeds across reconnects (a counter for metrics).
 
@@ -332,6 +390,7 @@ class Job:
             if any(id(s) in self.own_set for s in self.by_piece.get(event.piece, ())):
                 self.last_own_progress = time.monotonic()
             self.have.add(event.piece)
+            self.last_piece_at = time.monotonic()
             if time.monotonic() - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
                 # While pieces arrive: a web seed's connection (and its byte
                 # count) goes away once the torrent is complete.
@@ -342,6 +401,7 @@ class Job:
             # From a peer's bad data, or (seed mode) our own disk copy changed.
             self._warn(f"piece {event.piece} failed its hash check; it will be fetched again")
         elif isinstance(event, eng.PeerBanned):
+            self.banned_since_start = True
             self._warn(f"peer {event.peer} banned for sending corrupt data")
         elif isinstance(event, eng.TorrentChecked):
             self._rescan()

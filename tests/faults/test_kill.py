@@ -18,6 +18,7 @@ import signal
 import time
 from pathlib import Path
 
+import libtorrent as lt
 import pytest
 
 from tests.faults.helpers import DiskProgress, Layout, assert_intact, get, read_ready, seed
@@ -30,7 +31,6 @@ pytestmark = pytest.mark.skipif(
 
 POINTS = ["metadata", "10%", "50%", "90%", "verifying"]
 RATE = "1M"  # the slow seeder's cap: 5.5 MB take ~5 s, in steps of ~10 % (0.5 s quota)
-PIECE = 64 << 10
 
 
 def _until_fraction(
@@ -46,27 +46,57 @@ def _until_fraction(
 
 
 def _until_verifying(leecher: Torrentds, ds: Dataset, folder: Path) -> str:
-    """A shard whose bytes are all on disk and right but that is not logged yet."""
+    """Stop the leecher (SIGSTOP) while a shard is complete and right on disk but
+    not logged yet; returns that shard. Seen while the process runs, the window
+    is re-checked once it is stopped, so a late look cannot count as a hit."""
     shards = json.loads((ds.origin / "torrentds.json").read_text())["shards"]
     good: dict[str, bytes] = {str(s["path"]): (ds.origin / s["path"]).read_bytes() for s in shards}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and leecher.proc.poll() is None:
+
+    def caught() -> str | None:
         logged = {r["path"] for r in read_ready(folder)}
         for path, data in good.items():
-            if path in logged:
-                continue
             try:
-                if (folder / path).read_bytes() == data:
+                if path not in logged and (folder / path).read_bytes() == data:
                     return path
             except FileNotFoundError:
                 continue
+        return None
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and leecher.proc.poll() is None:
+        if caught() is not None:
+            leecher.proc.send_signal(signal.SIGSTOP)
+            path = caught()
+            if path is not None:
+                return path  # still stopped: the caller kills it
+            leecher.proc.send_signal(signal.SIGCONT)  # logged meanwhile: look again
         time.sleep(0.01)
     raise AssertionError(f"no shard caught between arrival and ready: exit={leecher.proc.poll()}")
 
 
+def _resume_covers(resume: Path, folder: Path, logged: list[dict[str, object]]) -> list[str]:
+    """Logged shards whose pieces the resume data on disk does not hold."""
+    if not logged:
+        return []
+    if not resume.is_file():
+        return [str(r["path"]) for r in logged]
+    have = lt.read_resume_data(resume.read_bytes()).have_pieces
+    spans = {
+        s["path"]: range(s["first_piece"], s["last_piece"] + 1)
+        for s in json.loads((folder / "torrentds.json").read_text())["shards"]
+    }
+    return [
+        str(r["path"])
+        for r in logged
+        if not all(p < len(have) and have[p] for p in spans[str(r["path"])])
+    ]
+
+
 # Slow-marked (run by `make test-all`): under CPU load its timing assertions flaked in
 # clean-clone runs (end-game duplicates above the byte slack with 0 shards verified; the
-# "verifying" window missed). The resume guarantee itself held in every run.
+# "verifying" window missed). The resume guarantee itself held in every run. Since then:
+# the verifying point stops the process before it re-checks the window, and the
+# byte count gave way to checking the resume data itself.
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_kill_9_then_rerun_completes(dataset: Dataset, tmp_path: Path, point: str) -> None:
@@ -93,12 +123,17 @@ def test_kill_9_then_rerun_completes(dataset: Dataset, tmp_path: Path, point: st
                 target = int(point.rstrip("%")) / 100
                 at = f"{_until_fraction(first, progress, folder, target):.0%} on disk"
             first.kill(signal.SIGKILL)
-        assert first.proc.returncode == -signal.SIGKILL
+        assert first.finish(10) == -signal.SIGKILL  # also reads the events it printed
         assert not any(e["event"] == "completed" for e in first.events), "killed too late"
         before = read_ready(folder)
         if point == "verifying":
             # Caught in the window: the shard was complete on disk, never logged.
             assert at not in {r["path"] for r in before}, f"{at} was logged before the kill"
+        # The promise behind "re-downloads nothing verified": every shard the log
+        # calls ready has its pieces in the resume data the rerun starts from.
+        resume = tmp_path / ".torrentds" / "resume" / f"{dataset.infohash}.resume"
+        uncovered = _resume_covers(resume, folder, before)
+        assert not uncovered, f"logged ready, missing from the resume data: {uncovered}"
         fast = seed(dataset, "--listen", f"127.0.0.1:{fast_port}")
         with running(fast):
             assert fast.port == fast_port
@@ -114,6 +149,7 @@ def test_kill_9_then_rerun_completes(dataset: Dataset, tmp_path: Path, point: st
     assert_intact(folder)  # sha256sum -c; each shard logged once, with the manifest's sha256
     after = read_ready(folder)
     assert after[: len(before)] == before, "lines logged before the kill changed"
-    # Nothing the log called ready is fetched again (slack: a few blocks requested
-    # twice in libtorrent's end game from two seeders; 2.6 pieces seen under CPU load).
-    assert done["downloaded"] <= dataset.size - verified + 4 * PIECE, "verified data fetched again"
+    # And the rerun did not fetch the verified shards again. (Loose: blocks asked
+    # twice in libtorrent's end game from two seeders add up under CPU load; the
+    # exact promise is the resume-data check above.)
+    assert done["downloaded"] <= dataset.size - verified + dataset.size // 4

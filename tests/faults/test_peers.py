@@ -159,3 +159,34 @@ def test_garbage_peers_do_not_stop_the_session(dataset: Dataset, tmp_path: Path)
             assert closed["seed", what] is not None, f"seeder kept a {what} connection open"
         assert all(t is not None for t in flooded)
     assert_intact(tmp_path / dataset.name)
+
+
+def test_a_banned_only_source_is_tried_again_after_a_stall(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    """libtorrent bans a peer for good after a failed piece; the same happens
+    to a good peer whose blocks shared pieces with a liar's. Here the only
+    source lies until it is banned, then serves right bytes: with no piece for
+    20 s and a ban behind it, torrentds restarts the torrent from its resume
+    data (bans forgotten, verified pieces kept) and finishes from that peer."""
+    evil = EvilPeer(dataset.torrent, dataset.origin, range(Layout.of(dataset.torrent).pieces))
+    try:
+        leecher = get(
+            str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{evil.port}", "--timeout", "90"
+        )
+        with running(leecher):
+            banned = f"peer 127.0.0.1:{evil.port} banned"
+            leecher.wait_event("warning", 30, lambda e: str(e["message"]).startswith(banned))
+            with evil.lock:
+                evil.bad.clear()  # from now on, right bytes only
+            restarted = leecher.wait_event(
+                "warning", 40, lambda e: "restarting the torrent" in str(e["message"])
+            )
+            assert leecher.finish(60) == 0, leecher.stderr
+    finally:
+        evil.close()
+    done = leecher.wait_event("done", 1)
+    print(f"\nRESTART: {restarted['message']}; hash failures {done['hash_failures']}")
+    assert "a peer was banned" in str(restarted["message"])
+    assert done["hash_failures"] >= 1 and evil.bad_blocks_sent >= 1
+    assert_intact(tmp_path / dataset.name)
