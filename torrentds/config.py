@@ -148,6 +148,9 @@ def _get(
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(where, f"{section}.{key} must be {kind.__name__}, got {value!r}")
+    if isinstance(value, str) and "\0" in value:
+        # Paths and URLs: the OS refuses a NUL anyway, with an error that is no one-liner.
+        raise ConfigError(where, f"{section}.{key} must not contain a NUL character")
     return value
 
 
@@ -173,6 +176,8 @@ def _strings(table: dict[str, Any], key: str, where: str, section: str) -> tuple
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(where, f"{section}.{key} must be a list of strings")
+    if any("\0" in v for v in value):
+        raise ConfigError(where, f"{section}.{key} must not contain a NUL character")
     return tuple(value)
 
 
