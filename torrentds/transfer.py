@@ -132,11 +132,13 @@ class Job:
         self.last_own_progress = time.monotonic()
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
-        # Stall recovery (``_restart_if_stalled``): when the last piece passed,
-        # whether a peer was banned since the last (re)start, the next wait.
+        # Stall recovery (``_restart_if_stalled``): when the last piece passed (or
+        # the most bytes yet were on disk), whether a peer was banned since the
+        # last (re)start, the next wait.
         self.last_piece_at = time.monotonic()
         self.banned_since_start = False
         self.restart_after = STALL_RESTART_SECONDS
+        self.best_done = 0
 
     # -- lifecycle: start, handle events, tick, finish --------------------------
     def start(self) -> None:
@@ -301,11 +303,17 @@ class Job:
         the torrent); or it leaves a piece whose blocks are all on disk
         unchecked, so nobody asks for it again. Removing and re-adding the
         torrent forgets bans and partial pieces and keeps every verified one.
-        Only after ``restart_after`` seconds without a piece, and only with one
-        of those two signs; the wait doubles after each restart (up to 10 min).
+        Only after ``restart_after`` seconds without a piece or a new block, and
+        only with one of those two signs; the wait doubles after each restart
+        (up to 10 min).
         """
         if self.completed or self.opts.seeding_only or self.dataset_dir is None:
             return
+        done = self.ref.status().total_done  # counts blocks of partial pieces too
+        if done > self.best_done:
+            # Blocks still arriving: large pieces on a slow link are not a stall.
+            self.best_done = done
+            self.last_piece_at = now
         if now - self.last_piece_at < self.restart_after:
             return
         stuck = self.ref.unchecked_pieces()
@@ -313,7 +321,7 @@ class Job:
             return
         why = f"piece {stuck[0]} never checked" if stuck else "a peer was banned"
         self._warn(
-            f"no piece in {now - self.last_piece_at:.0f} s ({why}): restarting the "
+            f"no new data in {now - self.last_piece_at:.0f} s ({why}): restarting the "
             "torrent from its resume data"
         )
         self._save_resume_blocking()
@@ -338,6 +346,7 @@ class Job:
         self._web_seen = {}
         self.web_seed_retry.clear()
         self.banned_since_start = False
+        self.best_done = 0  # partial pieces were dropped: count from here
         self.last_piece_at = time.monotonic()
         self.restart_after = min(self.restart_after * 2, 600.0)
 
