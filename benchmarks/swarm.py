@@ -803,7 +803,9 @@ class Leecher:
         return f"{self.proc.label} exited with {code}: {self.proc.tail()}"
 
 
-def start_leecher(ctx: Ctx, way: str, procs: Procs, i: int, host: Host, run_dir: Path) -> Leecher:
+def start_leecher(
+    ctx: Ctx, way: str, procs: Procs, i: int, host: Host, run_dir: Path, n: int
+) -> Leecher:
     ds, args = ctx.ds, ctx.args
     home = run_dir / f"leecher{i}"
     home.mkdir(parents=True)
@@ -823,6 +825,8 @@ def start_leecher(ctx: Ctx, way: str, procs: Procs, i: int, host: Host, run_dir:
         ]
         if args.window is not None:
             cmd += ["--window", str(args.window)]
+        if args.ranked:
+            cmd += ["--rank", str(i), "--world-size", str(n)]
         env = variant_env(args.lt_leech, flags)
         if args.upload_log:
             env["TDSB_UPLOAD_LOG"] = str(args.upload_log / f"{label}-{host.ip}.log")
@@ -882,7 +886,9 @@ def run_once(ctx: Ctx, way: str, n: int, run_dir: Path) -> RunResult:
         cpu0 = cpu_seconds([origin_proc])[origin_proc.pid]
         tx0 = topo.tx_bytes(origin)
         start = time.time()
-        leechers = [start_leecher(ctx, way, procs, i, h, run_dir) for i, h in enumerate(hosts)]
+        leechers = [
+            start_leecher(ctx, way, procs, i, h, run_dir, len(hosts)) for i, h in enumerate(hosts)
+        ]
         deadline = time.monotonic() + args.timeout
         while True:
             done = [lch.done_at() for lch in leechers]
@@ -1072,6 +1078,8 @@ def report(
         variant.append("leechers set no piece deadlines")
     if args.no_window:
         variant.append("leechers: no top-priority window, no deadlines (rarest-first)")
+    if args.ranked:
+        variant.append("leechers: get --rank i --world-size N (each node's shards first)")
     add(f"- torrentds variant: {'; '.join(variant) if variant else 'defaults (none)'}")
     add(
         f"- runs per case: {args.repeat}; medians. The clock starts when the leechers are "
@@ -1291,6 +1299,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="libtorrent setting for torrentds leechers (experiment; repeatable)",
     )
     p.add_argument("--super-seed", action="store_true", help="torrentds seeder super-seeds")
+    p.add_argument(
+        "--ranked",
+        action="store_true",
+        help="torrentds leechers get --rank i --world-size N, as training nodes would",
+    )
     p.add_argument(
         "--no-deadlines",
         action="store_true",
