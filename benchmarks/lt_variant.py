@@ -7,7 +7,9 @@ object in ``TDSB_LT_SETTINGS`` over ``torrentds.engine.lan_settings()`` and, wit
 ``TDSB_SUPER_SEED=1``, sets libtorrent's super-seeding flag on every torrent it adds; with
 ``TDSB_NO_DEADLINES=1`` the window's pieces get no libtorrent piece deadlines; with
 ``TDSB_NO_WINDOW=1`` no shard gets the window's top priority either (plain rarest-first after
-the manifest). ``TDSB_UPLOAD_LOG=PATH`` (a diagnostic) appends one line per block this
+the manifest). ``TDSB_PIECE_COLORS=K:C`` gives the pieces with index % K == C (of those
+wanted) top priority, so that K leechers with distinct C ask the origin for disjoint
+slices first. ``TDSB_UPLOAD_LOG=PATH`` (a diagnostic) appends one line per block this
 process uploads, ``time U piece block peer``, and per piece it completes, ``time F piece``.
 """
 
@@ -24,7 +26,7 @@ import libtorrent as lt
 
 # The installed torrentds (editable: the working tree), or swarm.py --rev's via PYTHONPATH.
 import torrentds.order
-from torrentds import engine
+from torrentds import engine, transfer
 from torrentds.cli import main
 from torrentds.manifest import ShardEntry
 from torrentds.order import Ordering
@@ -70,9 +72,28 @@ def _patch() -> None:
             return priorities(entries, order, ready, plain, hold_others)
 
         torrentds.order.priorities = no_window
+    colors = os.environ.get("TDSB_PIECE_COLORS")
+    if colors:
+        _color_pieces(*(int(x) for x in colors.split(":")))
     upload_log = os.environ.get("TDSB_UPLOAD_LOG")
     if upload_log:
         _log_uploads(upload_log)
+
+
+def _color_pieces(k: int, color: int) -> None:
+    """After every change of file priorities, lift this leecher's slice to the top."""
+    apply = transfer.Job._apply_priorities
+
+    def colored(self: transfer.Job) -> None:
+        before = list(self.file_priorities)
+        apply(self)
+        if self.shards and (self.file_priorities != before or not getattr(self, "_colored", 0)):
+            self._colored = 1  # type: ignore[attr-defined]
+            prio = self.ref._h.get_piece_priorities()
+            lifted = {p: 7 for p, v in enumerate(prio) if v > 0 and p % k == color}
+            self.ref.set_piece_priorities(lifted)
+
+    transfer.Job._apply_priorities = colored  # type: ignore[method-assign]
 
 
 def _log_uploads(path: str) -> None:

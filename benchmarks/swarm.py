@@ -816,7 +816,7 @@ def start_leecher(
         torrent = ds.torrent if way == "torrentds" else ds.webseed_torrent
         flags = [
             *(["TDSB_NO_DEADLINES"] if args.no_deadlines else []),
-            *(["TDSB_NO_WINDOW"] if args.no_window else []),
+            *(["TDSB_NO_WINDOW"] if args.no_window or args.piece_colors else []),
         ]
         cmd = [
             *torrentds_exec(bool(args.lt_leech) or bool(flags) or args.upload_log is not None),
@@ -828,6 +828,8 @@ def start_leecher(
         if args.ranked:
             cmd += ["--rank", str(i), "--world-size", str(n)]
         env = variant_env(args.lt_leech, flags)
+        if args.piece_colors:
+            env["TDSB_PIECE_COLORS"] = f"{n}:{i}"
         if args.upload_log:
             env["TDSB_UPLOAD_LOG"] = str(args.upload_log / f"{label}-{host.ip}.log")
         proc = procs.start(label, host.ns, cmd, env=env, events=True)
@@ -1080,6 +1082,8 @@ def report(
         variant.append("leechers: no top-priority window, no deadlines (rarest-first)")
     if args.ranked:
         variant.append("leechers: get --rank i --world-size N (each node's shards first)")
+    if args.piece_colors:
+        variant.append("leechers: piece index % N == i first, no window (experiment)")
     add(f"- torrentds variant: {'; '.join(variant) if variant else 'defaults (none)'}")
     add(
         f"- runs per case: {args.repeat}; medians. The clock starts when the leechers are "
@@ -1299,6 +1303,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="libtorrent setting for torrentds leechers (experiment; repeatable)",
     )
     p.add_argument("--super-seed", action="store_true", help="torrentds seeder super-seeds")
+    p.add_argument(
+        "--piece-colors",
+        action="store_true",
+        help="experiment: leecher i of N puts pieces with index %% N == i first (no window)",
+    )
     p.add_argument(
         "--ranked",
         action="store_true",
