@@ -75,6 +75,9 @@ def _patch() -> None:
     colors = os.environ.get("TDSB_PIECE_COLORS")
     if colors:
         _color_pieces(*(int(x) for x in colors.split(":")))
+        origin = os.environ.get("TDSB_LEAVE_ORIGIN")
+        if origin:
+            _leave_origin(origin, *(int(x) for x in colors.split(":")))
     upload_log = os.environ.get("TDSB_UPLOAD_LOG")
     if upload_log:
         _log_uploads(upload_log)
@@ -94,6 +97,34 @@ def _color_pieces(k: int, color: int) -> None:
             self.ref.set_piece_priorities(lifted)
 
     transfer.Job._apply_priorities = colored  # type: ignore[method-assign]
+
+
+def _leave_origin(origin: str, k: int, color: int) -> None:
+    """Once this leecher's slice is in, block the origin's address (ip_filter), so the
+    rest comes from the other leechers; unblock it after 5 s without a new piece."""
+    tick = transfer.Job.tick
+
+    def ticking(self: transfer.Job, now: float) -> bool:
+        ses = self.engine._ses
+        if self.shards and not self.completed:
+            blocked = getattr(self, "_blocked_at", None)
+            mine = [p for p in range(self.ref.num_pieces()) if p % k == color]
+            if blocked is None and all(p in self.have for p in mine):
+                f = lt.ip_filter()
+                f.add_rule(origin, origin, 1)
+                ses.set_ip_filter(f)
+                self._blocked_at = now  # type: ignore[attr-defined]
+                self._blocked_have = len(self.have)  # type: ignore[attr-defined]
+            elif blocked is not None and blocked > 0:
+                if len(self.have) > self._blocked_have:  # type: ignore[attr-defined]
+                    self._blocked_have = len(self.have)  # type: ignore[attr-defined]
+                    self._blocked_at = now  # type: ignore[attr-defined]
+                elif now - blocked > 5:
+                    ses.set_ip_filter(lt.ip_filter())
+                    self._blocked_at = -1  # type: ignore[attr-defined]
+        return tick(self, now)
+
+    transfer.Job.tick = ticking  # type: ignore[method-assign]
 
 
 def _log_uploads(path: str) -> None:

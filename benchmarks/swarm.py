@@ -830,6 +830,8 @@ def start_leecher(
         env = variant_env(args.lt_leech, flags)
         if args.piece_colors:
             env["TDSB_PIECE_COLORS"] = f"{n}:{i}"
+        if args.leave_origin:
+            env["TDSB_LEAVE_ORIGIN"] = ctx.ip(ORIGIN_OCTET)
         if args.upload_log:
             env["TDSB_UPLOAD_LOG"] = str(args.upload_log / f"{label}-{host.ip}.log")
         proc = procs.start(label, host.ns, cmd, env=env, events=True)
@@ -1084,6 +1086,8 @@ def report(
         variant.append("leechers: get --rank i --world-size N (each node's shards first)")
     if args.piece_colors:
         variant.append("leechers: piece index % N == i first, no window (experiment)")
+    if args.leave_origin:
+        variant.append("leechers leave the origin once their slice is in (experiment)")
     add(f"- torrentds variant: {'; '.join(variant) if variant else 'defaults (none)'}")
     add(
         f"- runs per case: {args.repeat}; medians. The clock starts when the leechers are "
@@ -1307,6 +1311,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--piece-colors",
         action="store_true",
         help="experiment: leecher i of N puts pieces with index %% N == i first (no window)",
+    )
+    p.add_argument(
+        "--leave-origin",
+        action="store_true",
+        help="experiment (with --piece-colors): a leecher that has its slice blocks the "
+        "origin's address, and unblocks it after 5 s without a new piece",
     )
     p.add_argument(
         "--ranked",
