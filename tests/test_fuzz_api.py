@@ -21,15 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.procs import Torrentds, free_port, running
-
-SESSION = """
-[session]
-listen = "127.0.0.1:0"
-dht = false
-lsd = false
-upnp = false
-"""
+from tests.procs import running
+from tests.test_sidecar import SESSION, start_sidecar
 
 FUZZ = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -84,9 +77,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     (base / "secret.txt").write_text("TOP-SECRET-OUTSIDE")
     conf = base / "sidecar.toml"
     conf.write_text(SESSION + f'[api]\ndata_root = "{data}"\n')
-    port = free_port()
-    proc = Torrentds(["sidecar", "--config", str(conf), "--json", "--api", f"127.0.0.1:{port}"])
-    proc.wait_event("api", 20)
+    proc, port = start_sidecar(conf)
     with running(proc):
         yield port, base
         assert proc.proc.poll() is None, "the sidecar died under fuzzing"

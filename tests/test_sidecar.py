@@ -23,6 +23,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import assert_one_line_error
+from tests.faults.helpers import assert_intact
 from tests.netfixtures import Dataset, create_dataset
 from tests.procs import (
     ISOLATED,
@@ -116,20 +117,6 @@ peers = {json.dumps(list(peers))}
 no_default_trackers = true
 {extra}
 """
-
-
-def assert_intact(folder: Path) -> None:
-    done = subprocess.run(
-        ["sha256sum", "--quiet", "-c", "SHA256SUMS"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    shards = json.loads((folder / "torrentds.json").read_text())["shards"]
-    ready = (folder / ".torrentds" / "ready.jsonl").read_text().splitlines()
-    assert sorted(json.loads(x)["path"] for x in ready) == sorted(s["path"] for s in shards)
 
 
 def metrics(api: Api) -> dict[tuple[str, str], float]:

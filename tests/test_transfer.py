@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.helpers import assert_intact
 from tests.netfixtures import Dataset, create_dataset
 from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
 
@@ -30,24 +31,6 @@ def _get(source: str, dest: Path, *extra: str) -> Torrentds:
     return Torrentds(["get", source, "-d", str(dest), "--json", *ISOLATED, *extra])
 
 
-def _assert_intact(folder: Path) -> None:
-    """Every shard's sha256 right, checked by the real ``sha256sum -c``."""
-    done = subprocess.run(
-        ["sha256sum", "--quiet", "-c", "SHA256SUMS"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    shards = json.loads((folder / "torrentds.json").read_text())["shards"]
-    ready = [
-        json.loads(line)
-        for line in (folder / ".torrentds" / "ready.jsonl").read_text().splitlines()
-    ]
-    assert sorted(r["path"] for r in ready) == sorted(s["path"] for s in shards)
-
-
 def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_path: Path) -> None:
     seeder = _seed(dataset)
     leechers = [_get(str(dataset.torrent), tmp_path / f"peer{i}") for i in range(3)]
@@ -57,7 +40,7 @@ def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_pat
             done = leecher.wait_event("done", 1)
             assert done["shards_ready"] == done["shards_total"] > 0
         for i in range(3):
-            _assert_intact(tmp_path / f"peer{i}" / dataset.name)
+            assert_intact(tmp_path / f"peer{i}" / dataset.name)
         assert (
             sum(leecher.wait_event("done", 1)["downloaded"] for leecher in leechers)
             >= 3 * dataset.size
@@ -79,7 +62,7 @@ def test_peer_only_no_tracker(dataset: Dataset, tmp_path: Path) -> None:
         with running(leecher):
             assert leecher.finish(150) == 0, leecher.stderr
             leecher.wait_event("metadata", 1)
-        _assert_intact(tmp_path / dataset.name)
+        assert_intact(tmp_path / dataset.name)
 
 
 def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
@@ -91,7 +74,7 @@ def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
             assert leecher.finish(120) == 0, leecher.stderr
         kinds = [e["event"] for e in leecher.events]
         assert kinds.index("metadata") < kinds.index("shard_ready") < kinds.index("completed")
-        _assert_intact(tmp_path / dataset.name)
+        assert_intact(tmp_path / dataset.name)
         assert (tmp_path / dataset.name / ".torrentds" / "dataset.torrent").is_file()
 
 
@@ -104,7 +87,7 @@ def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, P
     leecher = _get(str(ds.torrent), tmp_path / "dl", "--timeout", "120")
     with running(leecher):
         assert leecher.finish(150) == 0, leecher.stderr
-    _assert_intact(tmp_path / "dl" / ds.name)
+    assert_intact(tmp_path / "dl" / ds.name)
     assert server.requests_served() > before
 
 
@@ -123,7 +106,7 @@ def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) 
             assert second.finish(120) == 0, second.stderr
         downloaded = second.wait_event("done", 1)["downloaded"]
         assert 0 < downloaded < ds.size * 0.75
-        _assert_intact(tmp_path / "dl" / ds.name)
+        assert_intact(tmp_path / "dl" / ds.name)
         lines = (tmp_path / "dl" / ds.name / ".torrentds" / "ready.jsonl").read_text()
         assert lines.startswith(ready_before)
         paths = [json.loads(x)["path"] for x in lines.splitlines()]
@@ -217,7 +200,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
         if e["event"] == "warning" and "piece 0 failed its hash check" in e["message"]
     ]
     assert reported
-    _assert_intact(dest / ds.name)
+    assert_intact(dest / ds.name)
 
 
 def test_timeout_with_no_peers_exits_1(dataset: Dataset, tmp_path: Path) -> None:
@@ -320,4 +303,4 @@ def test_disk_full_then_rerun_completes(dataset: Dataset, small_disk: Path) -> N
         second = _get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
         with running(second):
             assert second.finish(90) == 0, second.stderr
-    _assert_intact(small_disk / dataset.name)
+    assert_intact(small_disk / dataset.name)
