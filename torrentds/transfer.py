@@ -135,7 +135,7 @@ class Job:
         # Stall recovery (``_restart_if_stalled``): when the last piece passed (or
         # the most bytes yet were on disk), whether a peer was banned since the
         # last (re)start, the next wait.
-        self.last_piece_at = time.monotonic()
+        self.last_new_data_at = time.monotonic()
         self.banned_since_start = False
         self.restart_after = STALL_RESTART_SECONDS
         self.best_done = 0
@@ -313,15 +313,15 @@ class Job:
         if done > self.best_done:
             # Blocks still arriving: large pieces on a slow link are not a stall.
             self.best_done = done
-            self.last_piece_at = now
-        if now - self.last_piece_at < self.restart_after:
+            self.last_new_data_at = now
+        if now - self.last_new_data_at < self.restart_after:
             return
         stuck = self.ref.unchecked_pieces()
         if not (self.banned_since_start or stuck):
             return
         why = f"piece {stuck[0]} never checked" if stuck else "a peer was banned"
         self._warn(
-            f"no new data in {now - self.last_piece_at:.0f} s ({why}): restarting the "
+            f"no new data in {now - self.last_new_data_at:.0f} s ({why}): restarting the "
             "torrent from its resume data"
         )
         self._save_resume_blocking()
@@ -347,7 +347,7 @@ class Job:
         self.web_seed_retry.clear()
         self.banned_since_start = False
         self.best_done = 0  # partial pieces were dropped: count from here
-        self.last_piece_at = time.monotonic()
+        self.last_new_data_at = time.monotonic()
         self.restart_after = min(self.restart_after * 2, 600.0)
 
     def _count_web_seed_bytes(self) -> None:
@@ -399,7 +399,7 @@ class Job:
             if any(id(s) in self.own_set for s in self.by_piece.get(event.piece, ())):
                 self.last_own_progress = time.monotonic()
             self.have.add(event.piece)
-            self.last_piece_at = time.monotonic()
+            self.last_new_data_at = time.monotonic()
             if time.monotonic() - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
                 # While pieces arrive: a web seed's connection (and its byte
                 # count) goes away once the torrent is complete.
