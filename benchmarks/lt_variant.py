@@ -7,10 +7,12 @@ object in ``TDSB_LT_SETTINGS`` over ``torrentds.engine.lan_settings()`` and, wit
 ``TDSB_SUPER_SEED=1``, sets libtorrent's super-seeding flag on every torrent it adds; with
 ``TDSB_NO_DEADLINES=1`` the window's pieces get no libtorrent piece deadlines; with
 ``TDSB_NO_WINDOW=1`` no shard gets the window's top priority either (plain rarest-first after
-the manifest). ``TDSB_PIECE_COLORS=K:C`` gives the pieces with index % K == C (of those
-wanted) top priority, so that K leechers with distinct C ask the origin for disjoint
-slices first. ``TDSB_UPLOAD_LOG=PATH`` (a diagnostic) appends one line per block this
-process uploads, ``time U piece block peer``, and per piece it completes, ``time F piece``.
+the manifest). ``TDSB_LEAVE_ORIGIN=IP`` (with ``get --slice``): once this leecher's
+slice is in, it blocks the origin's address, unblocking it after 5 s without a new
+piece. ``TDSB_UPLOAD_LOG=PATH`` (a diagnostic) appends one line per block this
+process uploads, ``time U piece block peer``, and per piece it completes, ``time F piece``;
+with ``TDSB_PICKER_LOG=1`` also, per call of libtorrent's piece picker, ``time P peer flags``
+(``lt.picker_flags_t`` bits: how the pieces asked of that peer were chosen).
 """
 
 from __future__ import annotations
@@ -72,43 +74,26 @@ def _patch() -> None:
             return priorities(entries, order, ready, plain, hold_others)
 
         torrentds.order.priorities = no_window
-    colors = os.environ.get("TDSB_PIECE_COLORS")
-    if colors:
-        _color_pieces(*(int(x) for x in colors.split(":")))
-        origin = os.environ.get("TDSB_LEAVE_ORIGIN")
-        if origin:
-            _leave_origin(origin, *(int(x) for x in colors.split(":")))
+    origin = os.environ.get("TDSB_LEAVE_ORIGIN")
+    if origin:
+        _leave_origin(origin)
     upload_log = os.environ.get("TDSB_UPLOAD_LOG")
     if upload_log:
         _log_uploads(upload_log)
 
 
-def _color_pieces(k: int, color: int) -> None:
-    """After every change of file priorities, lift this leecher's slice to the top."""
-    apply = transfer.Job._apply_priorities
-
-    def colored(self: transfer.Job) -> None:
-        before = list(self.file_priorities)
-        apply(self)
-        if self.shards and (self.file_priorities != before or not getattr(self, "_colored", 0)):
-            self._colored = 1  # type: ignore[attr-defined]
-            prio = self.ref._h.get_piece_priorities()
-            lifted = {p: 7 for p, v in enumerate(prio) if v > 0 and p % k == color}
-            self.ref.set_piece_priorities(lifted)
-
-    transfer.Job._apply_priorities = colored  # type: ignore[method-assign]
-
-
-def _leave_origin(origin: str, k: int, color: int) -> None:
-    """Once this leecher's slice is in, block the origin's address (ip_filter), so the
-    rest comes from the other leechers; unblock it after 5 s without a new piece."""
+def _leave_origin(origin: str) -> None:
+    """Once this leecher's slice (``get --slice``) is in, block the origin's address
+    (ip_filter), so the rest comes from the other leechers; unblock it after 5 s without
+    a new piece."""
     tick = transfer.Job.tick
 
     def ticking(self: transfer.Job, now: float) -> bool:
         ses = self.engine._ses
-        if self.shards and not self.completed:
+        slice_ = self.opts.ordering.slice
+        if self.shards and not self.completed and slice_ is not None:
             blocked = getattr(self, "_blocked_at", None)
-            mine = [p for p in range(self.ref.num_pieces()) if p % k == color]
+            mine = [p for p in range(self.ref.num_pieces()) if slice_.holds(p)]
             if blocked is None and all(p in self.have for p in mine):
                 f = lt.ip_filter()
                 f.add_rule(origin, origin, 1)
@@ -134,6 +119,8 @@ def _log_uploads(path: str) -> None:
     def with_uploads(opts: engine.SessionOptions) -> Settings:
         out = settings(opts)
         out["alert_mask"] = int(out["alert_mask"]) | int(lt.alert_category.upload)
+        if os.environ.get("TDSB_PICKER_LOG"):
+            out["alert_mask"] = int(out["alert_mask"]) | int(lt.alert_category.picker_log)
         return out
 
     engine._session_settings = with_uploads
@@ -142,6 +129,8 @@ def _log_uploads(path: str) -> None:
     def logging_translate(a: lt.alert) -> engine.Event | None:
         if isinstance(a, lt.block_uploaded_alert):
             fh.write(f"{time.time():.3f} U {a.piece_index} {a.block_index} {a.ip[0]}\n")
+        elif isinstance(a, lt.picker_log_alert):
+            fh.write(f"{time.time():.3f} P {a.ip[0]} {int(a.picker_flags)}\n")
         elif isinstance(a, lt.piece_finished_alert):
             fh.write(f"{time.time():.3f} F {a.piece_index}\n")
         return translate(a)

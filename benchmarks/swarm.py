@@ -816,10 +816,15 @@ def start_leecher(
         torrent = ds.torrent if way == "torrentds" else ds.webseed_torrent
         flags = [
             *(["TDSB_NO_DEADLINES"] if args.no_deadlines else []),
-            *(["TDSB_NO_WINDOW"] if args.no_window or args.piece_colors else []),
+            *(["TDSB_NO_WINDOW"] if args.no_window else []),
         ]
         cmd = [
-            *torrentds_exec(bool(args.lt_leech) or bool(flags) or args.upload_log is not None),
+            *torrentds_exec(
+                bool(args.lt_leech)
+                or bool(flags)
+                or args.upload_log is not None
+                or args.leave_origin
+            ),
             *("get", str(torrent), "-d", str(home), "--seed-hours", "inf"),
             *("--no-default-trackers", "--listen", f"{host.ip}:{BT_PORT}", *TORRENTDS_NET),
         ]
@@ -827,9 +832,9 @@ def start_leecher(
             cmd += ["--window", str(args.window)]
         if args.ranked:
             cmd += ["--rank", str(i), "--world-size", str(n)]
+        elif not args.no_slice:
+            cmd += ["--slice", f"{i}/{n}"]
         env = variant_env(args.lt_leech, flags)
-        if args.piece_colors:
-            env["TDSB_PIECE_COLORS"] = f"{n}:{i}"
         if args.leave_origin:
             env["TDSB_LEAVE_ORIGIN"] = ctx.ip(ORIGIN_OCTET)
         if args.upload_log:
@@ -1084,8 +1089,8 @@ def report(
         variant.append("leechers: no top-priority window, no deadlines (rarest-first)")
     if args.ranked:
         variant.append("leechers: get --rank i --world-size N (each node's shards first)")
-    if args.piece_colors:
-        variant.append("leechers: piece index % N == i first, no window (experiment)")
+    if args.no_slice and not args.ranked:
+        variant.append("leechers: plain get, no --slice (shuffled shard window)")
     if args.leave_origin:
         variant.append("leechers leave the origin once their slice is in (experiment)")
     add(f"- torrentds variant: {'; '.join(variant) if variant else 'defaults (none)'}")
@@ -1308,14 +1313,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--super-seed", action="store_true", help="torrentds seeder super-seeds")
     p.add_argument(
-        "--piece-colors",
+        "--no-slice",
         action="store_true",
-        help="experiment: leecher i of N puts pieces with index %% N == i first (no window)",
+        help="torrentds leechers run a plain get (by default leecher i of N gets --slice i/N)",
     )
     p.add_argument(
         "--leave-origin",
         action="store_true",
-        help="experiment (with --piece-colors): a leecher that has its slice blocks the "
+        help="experiment (with slices): a leecher that has its slice blocks the "
         "origin's address, and unblocks it after 5 s without a new piece",
     )
     p.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import libtorrent as lt
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +14,7 @@ from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds, running
 from tests.test_transfer import _seed
 from torrentds import order
-from torrentds.manifest import ShardEntry
+from torrentds.manifest import MANIFEST_NAME, ShardEntry
 
 
 def _entries(n_train: int, n_val: int) -> list[ShardEntry]:
@@ -139,3 +141,67 @@ def test_ranked_node_holds_other_shards_while_its_own_arrive() -> None:
     # After a stall (or once its own are in) the others flow again, at low priority.
     released = order.priorities(entries, seq, [False] * 8, ordering, hold_others=False)
     assert released == [7, 1, 6, 1, 6, 1, 6, 1]
+
+
+def test_slice_lifts_its_wanted_pieces_and_drops_the_window() -> None:
+    entries = _entries(6, 0)
+    ordering = order.Ordering(window=3, slice=order.Slice(1, 3))
+    seq = order.download_order(entries, ordering)
+    assert order.priorities(entries, seq, [False] * 6, ordering) == [order.NORMAL] * 6
+    # piece 4 is not wanted (0) and stays so; 1 and 7 are the slice's wanted pieces
+    base = [4, 4, 4, 7, 0, 4, 1, 1]
+    assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 7, 0, 4, 1, 7]
+
+
+def _pieces_of(torrent: Path, name: str) -> set[int]:
+    ti = lt.torrent_info(str(torrent))
+    fs = ti.files()
+    out: set[int] = set()
+    for f in range(fs.num_files()):
+        if fs.file_path(f).endswith(name) and fs.file_size(f):
+            first = ti.map_file(f, 0, 0).piece
+            last = ti.map_file(f, fs.file_size(f) - 1, 0).piece
+            out.update(range(first, last + 1))
+    return out
+
+
+def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
+    # A seeder at 128 KiB/s (2 pieces/s of 85): the leecher gives up after 10 s,
+    # well before its half is in, and saves what it has.
+    seeder = _seed(dataset, "--max-upload", "128K")
+    with running(seeder):
+        leecher = Torrentds(
+            [
+                *("get", str(dataset.torrent), "-d", str(tmp_path), "--json"),
+                *("--slice", "1/2", "--timeout", "10"),
+                *("--peer", f"127.0.0.1:{seeder.port}", *ISOLATED),
+            ]
+        )
+        with running(leecher):
+            assert leecher.finish(60) == 1, leecher.stderr
+    resume = tmp_path / ".torrentds" / "resume" / f"{dataset.infohash}.resume"
+    params = lt.read_resume_data(resume.read_bytes())
+    have = {i for i, h in enumerate(params.have_pieces) if h}
+    manifest = _pieces_of(dataset.torrent, MANIFEST_NAME)
+    num_pieces = lt.torrent_info(str(dataset.torrent)).num_pieces()
+    odd = {p for p in range(num_pieces) if p % 2 == 1} - manifest
+    assert 3 <= len(have - manifest) < len(odd), have
+    assert have - manifest <= odd, sorted(have - manifest - odd)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--slice", "2/2"], "0 <= I < K"),
+        (["--slice", "one/6"], "0 <= I < K"),
+        (["--slice", "3"], "0 <= I < K"),
+        (["--slice", "1/4", "--rank", "1", "--world-size", "4"], "give one of them"),
+    ],
+)
+def test_bad_slice_is_one_line_exit_2(
+    dataset: Dataset, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    p = Torrentds(["get", str(dataset.torrent), "-d", str(tmp_path), *ISOLATED, *extra])
+    assert p.finish(30) == 2
+    assert message in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+    assert not (tmp_path / dataset.name).exists()

@@ -619,6 +619,15 @@ def _print_summary(result: transfer.JobResult) -> None:
     help="How many shards at the head of this peer's order get top priority.",
 )
 @click.option(
+    "--slice",
+    "slice_",
+    default=None,
+    metavar="I/K",
+    help="This is peer I of K fetching the same data (e.g. a node's rank and the node "
+    "count): take pieces with index %% K == I first, the rest from the other peers. "
+    "The origin then sends each piece about once. Replaces --window; not with --rank.",
+)
+@click.option(
     "--api",
     "api_listen",
     default=None,
@@ -643,6 +652,7 @@ def get(
     world_size: int | None,
     only_mine: bool,
     window: int,
+    slice_: str | None,
     api_listen: str | None,
     api_token: str | None,
     listen: str,
@@ -680,6 +690,7 @@ def get(
         world_size=world_size,
         only_mine=only_mine,
         window=window,
+        slice=slice_,
         session=_session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
     )
 

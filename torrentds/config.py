@@ -44,6 +44,7 @@ _DATASET_KEYS = {
     "world_size",
     "only_mine",
     "window",
+    "slice",
     "peers",
     "web_seeds",
     "trackers",
@@ -215,4 +216,5 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
         world_size=world,
         only_mine=_get(raw, "only_mine", bool, False, where, section),
         window=_get(raw, "window", int, 3, where, section),
+        slice=_get(raw, "slice", str, "", where, section) or None,
     )

@@ -48,6 +48,13 @@ def lan_settings() -> dict[str, int | bool | str]:
         "send_buffer_watermark": 4 << 20,
         "send_buffer_low_watermark": 1 << 20,
         "send_buffer_watermark_factor": 150,
+        # A fast peer would otherwise be asked for runs of up to 8 MiB of
+        # neighbouring pieces, whatever their priority: that defeats the window
+        # and slices, and sends peers to the origin for the same pieces.
+        "whole_pieces_threshold": 0,
+        # The first few pieces would otherwise be picked at random, whatever
+        # their priority.
+        "initial_picker_threshold": 0,
         "max_out_request_queue": 500,
         "request_queue_time": 1,
         "max_queued_disk_bytes": 16 << 20,
@@ -122,6 +129,11 @@ class HashFailed(Event):
 @dataclass(frozen=True)
 class TorrentFinished(Event):
     pass
+
+
+@dataclass(frozen=True)
+class FilePrioritiesApplied(Event):
+    """libtorrent applied file priorities, resetting every piece priority."""
 
 
 @dataclass(frozen=True)
@@ -266,8 +278,12 @@ class TorrentRef:
     def prioritize_files(self, priorities: list[int]) -> None:
         self._h.prioritize_files(priorities)
 
-    def set_piece_priorities(self, priorities: dict[int, int]) -> None:
-        self._h.prioritize_pieces(list(priorities.items()))
+    def piece_priorities(self) -> list[int]:
+        return [int(p) for p in self._h.get_piece_priorities()]
+
+    def prioritize_pieces(self, priorities: list[int]) -> None:
+        """One priority per piece (replaces what the file priorities set)."""
+        self._h.prioritize_pieces(priorities)
 
     def set_deadlines(self, pieces: list[int], step_ms: int = 20) -> None:
         """Mark pieces time-critical, in this order (libtorrent asks for them first)."""
@@ -498,6 +514,8 @@ def _translate(a: lt.alert) -> Event | None:
         return TorrentFinished(ih)
     if isinstance(a, lt.torrent_checked_alert):
         return TorrentChecked(ih)
+    if isinstance(a, lt.file_prio_alert):
+        return FilePrioritiesApplied(ih)
     if isinstance(a, lt.cache_flushed_alert):
         return CacheFlushed(ih)
     if isinstance(a, lt.save_resume_data_alert):

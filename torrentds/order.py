@@ -7,6 +7,11 @@ different pieces early and trade them instead of all asking the origin for
 shard 0. Only the next few shards of the order get top priority: the rest stay
 at normal priority so data keeps flowing when the window stalls, and inside
 the window libtorrent's rarest-first still picks pieces.
+
+With a slice (peer I of K fetching the same data), there is no window: the
+pieces with index % K == I come first, from everyone. K peers with distinct I
+then ask the origin for disjoint pieces and trade the rest among themselves,
+so the origin sends each piece about once (BENCHMARKS.md, "swarm").
 """
 
 from __future__ import annotations
@@ -25,12 +30,24 @@ SKIP = 0  # not downloaded at all (--only-mine)
 
 
 @dataclass(frozen=True)
+class Slice:
+    """Peer ``index`` of ``count`` peers fetching the same data."""
+
+    index: int
+    count: int
+
+    def holds(self, piece: int) -> bool:
+        return piece % self.count == self.index
+
+
+@dataclass(frozen=True)
 class Ordering:
     rank: int | None = None
     world_size: int | None = None
     only_mine: bool = False
     window: int = 3
     seed: int = 0
+    slice: Slice | None = None
 
 
 def mine(entries: Sequence[ShardEntry], rank: int, world_size: int) -> set[int]:
@@ -78,7 +95,17 @@ def priorities(
     if own is not None:
         for i in range(len(entries)):
             prio[i] = MINE if i in own else (SKIP if ordering.only_mine or hold_others else LOW)
+    if ordering.slice is not None:
+        return prio  # the slice's pieces come first instead (slice_priorities)
     wanted = [i for i in order if not ready[i] and prio[i] != SKIP]
     for i in wanted[: ordering.window]:
         prio[i] = TOP
     return prio
+
+
+def slice_priorities(piece_priorities: Sequence[int], slice_: Slice) -> list[int]:
+    """Piece priorities with this peer's slice of the wanted pieces lifted to the top."""
+    return [
+        TOP if prio != SKIP and slice_.holds(piece) else prio
+        for piece, prio in enumerate(piece_priorities)
+    ]

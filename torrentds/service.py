@@ -416,6 +416,7 @@ class GetOptions:
     world_size: int | None = None
     only_mine: bool = False
     window: int = 3
+    slice: str | None = None  # "I/K": this is peer I of K fetching the same data
     session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
 
 
@@ -432,6 +433,9 @@ def _ordering(opts: GetOptions) -> order.Ordering:
         raise UsageError("--only-mine", "needs --rank and --world-size")
     if opts.window < 1:
         raise UsageError(str(opts.window), "--window must be at least 1")
+    slice_ = _slice(opts.slice) if opts.slice is not None else None
+    if slice_ is not None and opts.rank is not None:
+        raise UsageError("--slice", "orders by piece, --rank by shard: give one of them")
     # Each peer its own shuffle, so a fresh swarm spreads over different shards.
     return order.Ordering(
         rank=opts.rank,
@@ -439,7 +443,19 @@ def _ordering(opts: GetOptions) -> order.Ordering:
         only_mine=opts.only_mine,
         window=opts.window,
         seed=secrets.randbits(64),
+        slice=slice_,
     )
+
+
+def _slice(text: str) -> order.Slice:
+    index, sep, count = text.partition("/")
+    try:
+        out = order.Slice(int(index), int(count)) if sep else None
+    except ValueError:
+        out = None
+    if out is None or not 0 <= out.index < out.count:
+        raise UsageError(text, "--slice wants I/K with 0 <= I < K, e.g. 2/6")
+    return out
 
 
 def _check_seed_limits(hours: float, ratio: float | None) -> None:

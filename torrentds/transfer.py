@@ -132,6 +132,7 @@ class Job:
         self.last_own_progress = time.monotonic()
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
+        self.slice_priorities: list[int] = []  # per piece, with --slice
         # Stall recovery (``_restart_if_stalled``): when the last piece passed (or
         # the most bytes yet were on disk), whether a peer was banned since the
         # last (re)start, the next wait.
@@ -162,6 +163,8 @@ class Job:
 
     def tick(self, now: float) -> bool:
         """Periodic work; True once seeding limits are reached (the job is done)."""
+        if not self.completed:
+            self._hold_slice()
         if now - self.last_progress >= self.opts.progress_interval:
             self.last_progress = now
             self._apply_priorities()  # releases held shards after a stall
@@ -412,6 +415,8 @@ class Job:
         elif isinstance(event, eng.PeerBanned):
             self.banned_since_start = True
             self._warn(f"peer {event.peer} banned for sending corrupt data")
+        elif isinstance(event, eng.FilePrioritiesApplied):
+            self._hold_slice()
         elif isinstance(event, eng.TorrentChecked):
             self._rescan()
         elif isinstance(event, eng.TorrentFinished):
@@ -555,6 +560,8 @@ class Job:
         if prio != self.file_priorities:
             self.file_priorities = prio
             self.ref.prioritize_files(prio)
+            if self.opts.ordering.slice is not None:
+                self._lift_slice(prio, self.opts.ordering.slice)
         # The window's pieces also get deadlines, in order: libtorrent requests
         # time-critical pieces first, so the head of the order really comes first.
         window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
@@ -568,6 +575,25 @@ class Job:
                 if p not in self.have
             ]
             self.ref.set_deadlines(pieces)
+
+    def _lift_slice(self, file_prio: list[int], slice_: order.Slice) -> None:
+        """Piece priorities from the file priorities, with this peer's slice on top."""
+        files = self._files()
+        piece_size = self.ref.piece_size()
+        base = [order.SKIP] * self.ref.num_pieces()
+        for (_, size), start, prio in zip(files, _offsets(files), file_prio, strict=True):
+            if size:
+                for p in _piece_span(start, size, piece_size):
+                    base[p] = max(base[p], prio)
+        self.slice_priorities = order.slice_priorities(base, slice_)
+        self._hold_slice()
+
+    def _hold_slice(self) -> None:
+        # libtorrent applies file priorities later, on its disk thread, and that
+        # resets piece priorities: put the slice back as soon as it is lost (the
+        # alert), and on every tick in case an alert was missed.
+        if self.slice_priorities and self.ref.piece_priorities() != self.slice_priorities:
+            self.ref.prioritize_pieces(self.slice_priorities)
 
     def _wanted(self, own_only: bool = False) -> list[_Shard]:
         """Shards this job must make ready (all, or only this node's with --only-mine).
