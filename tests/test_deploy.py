@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import CONSOLE_SCRIPT
 from torrentds import config, server
 from torrentds.cli import main
-from torrentds.errors import UsageError
+from torrentds.errors import ConfigError, UsageError
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -181,3 +181,11 @@ def test_example_config() -> None:
     assert config.data_roots(conf) == [Path("/data")]
     server.check_bind(conf.api, None)  # loopback: no token needed
     assert not (conf.session.dht or conf.session.lsd or conf.session.upnp)
+
+
+def test_config_slice_reaches_the_get_options() -> None:
+    doc = {"dataset": [{"source": "a.torrent", "slice": "2/6"}, {"source": "b.torrent"}]}
+    conf = config.parse(doc, "torrentds.toml")
+    assert [d.slice for d in conf.datasets] == ["2/6", None]
+    with pytest.raises(ConfigError, match=r"dataset\[0\]\.slice must be str"):
+        config.parse({"dataset": [{"source": "a", "slice": 2}]}, "torrentds.toml")
