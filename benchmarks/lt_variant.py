@@ -93,7 +93,8 @@ def _leave_origin(origin: str) -> None:
         slice_ = self.opts.ordering.slice
         if self.shards and not self.completed and slice_ is not None:
             blocked = getattr(self, "_blocked_at", None)
-            mine = [p for p in range(self.ref.num_pieces()) if slice_.holds(p)]
+            unit = slice_.for_piece_size(self.ref.piece_size())
+            mine = [p for p in range(self.ref.num_pieces()) if unit.holds(p)]
             if blocked is None and all(p in self.have for p in mine):
                 f = lt.ip_filter()
                 f.add_rule(origin, origin, 1)

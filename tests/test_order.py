@@ -151,6 +151,10 @@ def test_slice_lifts_its_wanted_pieces_and_drops_the_window() -> None:
     # piece 4 is not wanted (0) and stays so; 1 and 7 are the slice's wanted pieces
     base = [4, 4, 4, 7, 0, 4, 1, 1]
     assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 7, 0, 4, 1, 7]
+    # In runs of 4 MiB: with 1 MiB pieces, peer 1 of 3 takes pieces 4-7, 16-19, ...
+    runs = order.Slice(1, 3).for_piece_size(1 << 20)
+    assert [p for p in range(24) if runs.holds(p)] == [4, 5, 6, 7, 16, 17, 18, 19]
+    assert order.Slice(0, 2).for_piece_size(16 << 20).unit == 1
 
 
 def _pieces_of(torrent: Path, name: str) -> set[int]:
@@ -166,14 +170,14 @@ def _pieces_of(torrent: Path, name: str) -> set[int]:
 
 
 def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
-    # A seeder at 128 KiB/s (2 pieces/s of 85): the leecher gives up after 10 s,
-    # well before its half is in, and saves what it has.
+    # A seeder at 128 KiB/s (2 pieces/s of 85, so at most 16 in 8 s): the leecher
+    # gives up after 8 s, before its slice (pieces 64-84: runs of 64) is in.
     seeder = _seed(dataset, "--max-upload", "128K")
     with running(seeder):
         leecher = Torrentds(
             [
                 *("get", str(dataset.torrent), "-d", str(tmp_path), "--json"),
-                *("--slice", "1/2", "--timeout", "10"),
+                *("--slice", "1/2", "--timeout", "8"),
                 *("--peer", f"127.0.0.1:{seeder.port}", *ISOLATED),
             ]
         )
@@ -183,10 +187,11 @@ def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
     params = lt.read_resume_data(resume.read_bytes())
     have = {i for i, h in enumerate(params.have_pieces) if h}
     manifest = _pieces_of(dataset.torrent, MANIFEST_NAME)
-    num_pieces = lt.torrent_info(str(dataset.torrent)).num_pieces()
-    odd = {p for p in range(num_pieces) if p % 2 == 1} - manifest
-    assert 3 <= len(have - manifest) < len(odd), have
-    assert have - manifest <= odd, sorted(have - manifest - odd)
+    ti = lt.torrent_info(str(dataset.torrent))
+    slice_ = order.Slice(1, 2).for_piece_size(ti.piece_length())
+    mine = {p for p in range(ti.num_pieces()) if slice_.holds(p)} - manifest
+    assert 3 <= len(have - manifest) < len(mine), have
+    assert have - manifest <= mine, sorted(have - manifest - mine)
 
 
 @pytest.mark.parametrize(

@@ -624,8 +624,9 @@ def _print_summary(result: transfer.JobResult) -> None:
     default=None,
     metavar="I/K",
     help="This is peer I of K fetching the same data (e.g. a node's rank and the node "
-    "count): take pieces with index %% K == I first, the rest from the other peers. "
-    "The origin then sends each piece about once. Replaces --window; not with --rank.",
+    "count): take the I-th of every K runs of pieces (4 MiB each) first, the rest from "
+    "the other peers. The origin then sends each piece about once. Replaces --window; "
+    "not with --rank.",
 )
 @click.option(
     "--api",

@@ -9,7 +9,7 @@ at normal priority so data keeps flowing when the window stalls, and inside
 the window libtorrent's rarest-first still picks pieces.
 
 With a slice (peer I of K fetching the same data), there is no window: the
-pieces with index % K == I come first, from everyone. K peers with distinct I
+I-th of every K runs of pieces (4 MiB each) comes first, from everyone. K peers with distinct I
 then ask the origin for disjoint pieces and trade the rest among themselves,
 so the origin sends each piece about once (BENCHMARKS.md, "swarm").
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torrentds.manifest import ShardEntry
 
@@ -29,15 +29,27 @@ LOW = 1  # another node's shards, while this node's are still coming
 SKIP = 0  # not downloaded at all (--only-mine)
 
 
+SLICE_UNIT_BYTES = 4 << 20
+
+
 @dataclass(frozen=True)
 class Slice:
-    """Peer ``index`` of ``count`` peers fetching the same data."""
+    """Peer ``index`` of ``count`` peers fetching the same data.
+
+    Pieces are dealt out in runs of ``unit`` (``SLICE_UNIT_BYTES`` of data): a web
+    seed is always asked for at least 1 MiB of neighbouring pieces at a time, so a
+    slice of single pieces would make every such request mostly someone else's.
+    """
 
     index: int
     count: int
+    unit: int = 1
 
     def holds(self, piece: int) -> bool:
-        return piece % self.count == self.index
+        return (piece // self.unit) % self.count == self.index
+
+    def for_piece_size(self, piece_size: int) -> Slice:
+        return replace(self, unit=max(1, SLICE_UNIT_BYTES // max(piece_size, 1)))
 
 
 @dataclass(frozen=True)

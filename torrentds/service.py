@@ -443,7 +443,7 @@ def _ordering(opts: GetOptions) -> order.Ordering:
         only_mine=opts.only_mine,
         window=opts.window,
         seed=secrets.randbits(64),
-        slice=slice_,
+        slice=slice_ if slice_ is not None and slice_.count > 1 else None,  # 0/1: no slice
     )
 
 

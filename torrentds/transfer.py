@@ -561,7 +561,8 @@ class Job:
             self.file_priorities = prio
             self.ref.prioritize_files(prio)
             if self.opts.ordering.slice is not None:
-                self._lift_slice(prio, self.opts.ordering.slice)
+                piece_size = self.ref.piece_size()
+                self._lift_slice(prio, self.opts.ordering.slice.for_piece_size(piece_size))
         # The window's pieces also get deadlines, in order: libtorrent requests
         # time-critical pieces first, so the head of the order really comes first.
         window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
