@@ -1,10 +1,11 @@
 """Read the logs of ``swarm.py --upload-log DIR``: where the origin's bytes went.
 
 Prints, for one run's folder: the blocks the origin sent and how many of them were
-repeats; with ``--slices N`` (the run gave leecher i ``--slice i/N``), how many went to the
-leecher whose slice the piece is in; per leecher, when its last piece came; and how long
+repeats; with ``--slices N`` (the run gave leecher i ``--slice i/N``; ``--piece-size`` is
+the torrent's, for the slices' runs of pieces), how many went to the leecher whose slice
+the piece is in; per leecher, when its last piece came; and how long
 pieces took to reach the slowest leecher after they first appeared anywhere (the swarm's
-queueing delay). Standard library only::
+queueing delay)::
 
     python benchmarks/upload_log.py /tmp/ul --slices 6
 """
@@ -17,6 +18,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from torrentds.order import Slice
 
 FIRST_LEECHER_OCTET = 11  # swarm.py's leecher i is at .(11 + i)
 
@@ -44,7 +47,9 @@ def leecher_index(ip: str) -> int:
     return int(ip.rsplit(".", 1)[1]) - FIRST_LEECHER_OCTET
 
 
-def report(folder: Path, slices: int | None, block: int = 16384) -> list[str]:
+def report(
+    folder: Path, slices: int | None, piece_size: int = 256 << 10, block: int = 16384
+) -> list[str]:
     origin = read(folder / "seeder.log")
     leechers = {
         m.group(1): read(p)
@@ -61,8 +66,14 @@ def report(folder: Path, slices: int | None, block: int = 16384) -> list[str]:
         f"{(sent - len(origin.blocks)) / sent:.1%} were repeats; last block at "
         f"{max(t for t, _, _ in origin.uploads) - t0:.2f} s",
     ]
+    runs = {i: Slice(i, slices).for_piece_size(piece_size) for i in range(slices or 0)}
+
+    def in_slice(piece: int, ip: str) -> bool:
+        s = runs.get(leecher_index(ip))
+        return s is not None and s.holds(piece)
+
     if slices:
-        own = sum(1 for _, p, ip in origin.uploads if p % slices == leecher_index(ip))
+        own = sum(1 for _, p, ip in origin.uploads if in_slice(p, ip))
         out.append(f"to the leecher whose slice the piece is in: {own / sent:.1%}")
     first_seen: dict[int, float] = {}
     for log in leechers.values():
@@ -75,7 +86,7 @@ def report(folder: Path, slices: int | None, block: int = 16384) -> list[str]:
         done = max(log.finished.values())
         line = f"{ip}: last piece at {done - t0:.2f} s"
         if slices:
-            mine = [t for p, t in log.finished.items() if p % slices == leecher_index(ip)]
+            mine = [t for p, t in log.finished.items() if in_slice(p, ip)]
             if mine:
                 line += f", its slice complete at {max(mine) - t0:.2f} s"
         delays = [t - first_seen[p] for p, t in log.finished.items() if t > done - 2.5]
@@ -92,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", type=Path, help="the --upload-log folder of one run")
     p.add_argument("--slices", type=int, help="N, when leecher i ran get --slice i/N")
+    p.add_argument("--piece-size", type=int, default=256 << 10, help="bytes (256 KiB)")
     args = p.parse_args(argv)
-    for line in report(args.folder, args.slices):
+    for line in report(args.folder, args.slices, args.piece_size):
         print(line)
 
 
