@@ -55,7 +55,10 @@ bad_source = st.one_of(
 )
 body_doc = st.dictionaries(
     st.sampled_from(
-        ["source", "dir", "seed_hours", "seed_ratio", "rank", "world_size", "window", "bogus"]
+        [
+            *("source", "dir", "seed_hours", "seed_ratio", "rank", "world_size", "window"),
+            *("slice", "bogus"),
+        ]
     ),
     json_value,
     max_size=6,
