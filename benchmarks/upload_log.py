@@ -66,7 +66,7 @@ def report(
         f"{(sent - len(origin.blocks)) / sent:.1%} were repeats; last block at "
         f"{max(t for t, _, _ in origin.uploads) - t0:.2f} s",
     ]
-    runs = {i: Slice(i, slices).for_piece_size(piece_size) for i in range(slices or 0)}
+    runs = {i: Slice(i, slices).for_piece_size(piece_size) for i in range(slices)} if slices else {}
 
     def in_slice(piece: int, ip: str) -> bool:
         s = runs.get(leecher_index(ip))
