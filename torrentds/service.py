@@ -434,6 +434,8 @@ def _ordering(opts: GetOptions) -> order.Ordering:
     if opts.window < 1:
         raise UsageError(str(opts.window), "--window must be at least 1")
     slice_ = _slice(opts.slice) if opts.slice is not None else None
+    if slice_ is not None and slice_.count == 1:
+        slice_ = None  # 0/1: the whole torrent, a plain get
     if slice_ is not None and opts.rank is not None:
         raise UsageError("--slice", "orders by piece, --rank by shard: give one of them")
     # Each peer its own shuffle, so a fresh swarm spreads over different shards.
@@ -443,7 +445,7 @@ def _ordering(opts: GetOptions) -> order.Ordering:
         only_mine=opts.only_mine,
         window=opts.window,
         seed=secrets.randbits(64),
-        slice=slice_ if slice_ is not None and slice_.count > 1 else None,  # 0/1: no slice
+        slice=slice_,
     )
 
 

@@ -133,6 +133,7 @@ class Job:
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
         self.slice_priorities: list[int] = []  # per piece, with --slice
+        self.slice_checked_at = 0.0
         # Stall recovery (``_restart_if_stalled``): when the last piece passed (or
         # the most bytes yet were on disk), whether a peer was banned since the
         # last (re)start, the next wait.
@@ -163,7 +164,10 @@ class Job:
 
     def tick(self, now: float) -> bool:
         """Periodic work; True once seeding limits are reached (the job is done)."""
-        if not self.completed:
+        # The alert puts a lost slice back at once; this catches anything else
+        # (a recheck, a missed alert) without reading every priority on each wake-up.
+        if not self.completed and now - self.slice_checked_at >= 1.0:
+            self.slice_checked_at = now
             self._hold_slice()
         if now - self.last_progress >= self.opts.progress_interval:
             self.last_progress = now
@@ -416,7 +420,8 @@ class Job:
             self.banned_since_start = True
             self._warn(f"peer {event.peer} banned for sending corrupt data")
         elif isinstance(event, eng.FilePrioritiesApplied):
-            self._hold_slice()
+            if not self.completed:
+                self._hold_slice()
         elif isinstance(event, eng.TorrentChecked):
             self._rescan()
         elif isinstance(event, eng.TorrentFinished):
@@ -489,7 +494,13 @@ class Job:
                 files,
             )
             if not self.shards:  # no .tar at all: fetch everything as it comes
-                self.ref.prioritize_files([order.NORMAL] * len(files))
+                self.file_priorities = [order.NORMAL] * len(files)
+                self.ref.prioritize_files(self.file_priorities)
+                if self.opts.ordering.slice is not None:
+                    piece_size = self.ref.piece_size()
+                    self._lift_slice(
+                        self.file_priorities, self.opts.ordering.slice.for_piece_size(piece_size)
+                    )
         else:
             # Nothing but the manifest until it is here: it says what every shard
             # must be, and requests queued before it would ignore this peer's order.
@@ -592,7 +603,8 @@ class Job:
     def _hold_slice(self) -> None:
         # libtorrent applies file priorities later, on its disk thread, and that
         # resets piece priorities: put the slice back as soon as it is lost (the
-        # alert), and on every tick in case an alert was missed.
+        # alert), and every second in case an alert was missed. Until the alert is
+        # handled a piece or two outside the slice may be started.
         if self.slice_priorities and self.ref.piece_priorities() != self.slice_priorities:
             self.ref.prioritize_pieces(self.slice_priorities)
 
