@@ -494,21 +494,14 @@ class Job:
                 files,
             )
             if not self.shards:  # no .tar at all: fetch everything as it comes
-                self.file_priorities = [order.NORMAL] * len(files)
-                self.ref.prioritize_files(self.file_priorities)
-                if self.opts.ordering.slice is not None:
-                    piece_size = self.ref.piece_size()
-                    self._lift_slice(
-                        self.file_priorities, self.opts.ordering.slice.for_piece_size(piece_size)
-                    )
+                self._set_file_priorities([order.NORMAL] * len(files))
         else:
             # Nothing but the manifest until it is here: it says what every shard
             # must be, and requests queued before it would ignore this peer's order.
             if not self.opts.seeding_only:
                 prio = [order.SKIP] * len(files)
                 prio[self.manifest_index] = order.TOP
-                self.file_priorities = prio
-                self.ref.prioritize_files(prio)
+                self._set_file_priorities(prio)
             self._try_manifest()
 
     def _try_manifest(self) -> None:
@@ -569,11 +562,7 @@ class Job:
         if self.manifest_index is not None:
             prio[self.manifest_index] = order.TOP
         if prio != self.file_priorities:
-            self.file_priorities = prio
-            self.ref.prioritize_files(prio)
-            if self.opts.ordering.slice is not None:
-                piece_size = self.ref.piece_size()
-                self._lift_slice(prio, self.opts.ordering.slice.for_piece_size(piece_size))
+            self._set_file_priorities(prio)
         # The window's pieces also get deadlines, in order: libtorrent requests
         # time-critical pieces first, so the head of the order really comes first.
         window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
@@ -588,15 +577,21 @@ class Job:
             ]
             self.ref.set_deadlines(pieces)
 
-    def _lift_slice(self, file_prio: list[int], slice_: order.Slice) -> None:
-        """Piece priorities from the file priorities, with this peer's slice on top."""
+    def _set_file_priorities(self, prio: list[int]) -> None:
+        """File priorities; with --slice, the piece priorities they imply with this
+        peer's slice on top."""
+        self.file_priorities = prio
+        self.ref.prioritize_files(prio)
+        if self.opts.ordering.slice is None:
+            return
         files = self._files()
         piece_size = self.ref.piece_size()
         base = [order.SKIP] * self.ref.num_pieces()
-        for (_, size), start, prio in zip(files, _offsets(files), file_prio, strict=True):
+        for (_, size), start, file_prio in zip(files, _offsets(files), prio, strict=True):
             if size:
                 for p in _piece_span(start, size, piece_size):
-                    base[p] = max(base[p], prio)
+                    base[p] = max(base[p], file_prio)
+        slice_ = self.opts.ordering.slice.for_piece_size(piece_size)
         self.slice_priorities = order.slice_priorities(base, slice_)
         self._hold_slice()
 
