@@ -22,8 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.procs import running
-from tests.test_sidecar import SESSION, start_sidecar
+from tests.test_sidecar import idle_sidecar
 
 FUZZ = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -75,14 +74,7 @@ body_doc = st.dictionaries(
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     base = tmp_path_factory.mktemp("fuzzapi")
-    data = base / "data"
-    data.mkdir()
-    (data / "inside.txt").write_text("INSIDE-THE-ROOT")
-    (base / "secret.txt").write_text("TOP-SECRET-OUTSIDE")
-    conf = base / "sidecar.toml"
-    conf.write_text(SESSION + f'[api]\ndata_root = "{data}"\n')
-    proc, port = start_sidecar(conf)
-    with running(proc):
+    with idle_sidecar(base) as (proc, port, _):
         yield port, base
         assert proc.proc.poll() is None, "the sidecar died under fuzzing"
         status, body, _ = request(port, "GET", "/status", {"Host": f"127.0.0.1:{port}"}, None)

@@ -7,6 +7,7 @@ API: nothing is mocked, every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -321,10 +322,10 @@ def test_get_with_api_exits_when_seeding_is_done(dataset: Dataset, tmp_path: Pat
         assert_intact(tmp_path / dataset.name)
 
 
-@pytest.fixture(scope="module")
-def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Path]]:
-    """A sidecar with no dataset on loopback, and its data root."""
-    base = tmp_path_factory.mktemp("idle")
+@contextlib.contextmanager
+def idle_sidecar(base: Path) -> Iterator[tuple[Torrentds, int, Path]]:
+    """A running sidecar with no dataset on loopback, its port and its data root
+    (``base/data``, holding inside.txt; ``base/secret.txt`` lies outside it)."""
     data = base / "data"
     data.mkdir()
     (base / "secret.txt").write_text("TOP-SECRET-OUTSIDE")
@@ -333,6 +334,13 @@ def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Path]]
     conf.write_text(SESSION + f'[api]\ndata_root = "{data}"\n')
     proc, port = start_sidecar(conf)
     with running(proc):
+        yield proc, port, data
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Path]]:
+    """A sidecar with no dataset on loopback, and its data root."""
+    with idle_sidecar(tmp_path_factory.mktemp("idle")) as (_, port, data):
         yield Api(port), data
 
 
