@@ -159,7 +159,7 @@ def test_slice_lifts_its_wanted_pieces_and_drops_the_window() -> None:
 
 def _pieces_of(torrent: Path, name: str) -> set[int]:
     ti = lt.torrent_info(str(torrent))
-    fs = ti.files()
+    fs = ti.layout()
     out: set[int] = set()
     for f in range(fs.num_files()):
         if fs.file_path(f).endswith(name) and fs.file_size(f):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import assert_intact
+from tests.faults.helpers import Layout, assert_intact, damaged_copy, read_ready
 from tests.netfixtures import Dataset, create_dataset
 from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
 
@@ -261,6 +261,28 @@ def test_max_upload_limits_loopback_peers(dataset: Dataset, tmp_path: Path) -> N
             elapsed = time.monotonic() - started
     # ~2.4 MB at 1 MiB/s cannot arrive in under ~1.5 s; unlimited loopback takes ~0.5 s.
     assert elapsed > dataset.size / (1 << 20) * 0.6, elapsed
+
+
+def test_seed_of_damaged_folder_warns_and_seeds_the_rest(dataset: Dataset, tmp_path: Path) -> None:
+    folder, damaged = damaged_copy(dataset, tmp_path / "copy")
+    shards = len(json.loads((dataset.origin / "torrentds.json").read_text())["shards"])
+    dest = tmp_path / "dl" / dataset.name
+    seeder = Torrentds(["seed", str(folder), str(dataset.torrent), "--json", *ISOLATED])
+    with running(seeder):
+        warning = seeder.wait_event("warning", 30)
+        # The rest is offered: a leecher gets every shard but the damaged one.
+        leecher = _get(str(dataset.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        with running(leecher):
+            wait_until(
+                lambda: len(read_ready(dest)) == shards - 1,
+                60,
+                "every undamaged shard ready",
+            )
+    assert (
+        f"1 of {Layout.of(dataset.torrent).pieces} pieces fail the hash check" in warning["message"]
+    )
+    assert damaged in warning["message"] and str(folder) in warning["message"]
+    assert damaged not in {r["path"] for r in read_ready(dest)}
 
 
 def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path) -> None:

@@ -51,7 +51,9 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
 
 
 SIZE = SizeType()
-_err = Console(stderr=True)
+# Plain lines: names and paths may hold "[...]" (not markup), and a message is one
+# line however narrow the terminal (logs are grepped).
+_err = Console(stderr=True, markup=False, soft_wrap=True)
 
 
 class BarReporter:
@@ -542,7 +544,7 @@ class EventPrinter:
                 f"torrentds: {event['name']}: {_human(event['bytes'])} in {event['files']} files"
             )
         elif kind == "warning":
-            _err.print(f"torrentds: warning: {event['message']}", markup=False)
+            _err.print(f"torrentds: warning: {event['message']}")
         elif kind == "completed":
             _err.print(f"torrentds: complete, every shard verified: {event['dataset_dir']}")
         elif kind == "seeding":
@@ -552,7 +554,7 @@ class EventPrinter:
                 + ("until stopped" if hours is None else f"for up to {hours:g} h")
             )
         elif kind == "api":
-            _err.print(f"torrentds: API on {event['url']}", markup=False)
+            _err.print(f"torrentds: API on {event['url']}")
 
 
 def _print_summary(result: transfer.JobResult) -> None:

@@ -248,7 +248,7 @@ class TorrentRef:
         ti = self._h.torrent_file()
         if ti is None:
             return []
-        fs = ti.files()
+        fs = ti.layout()
         return [(fs.file_path(i), fs.file_size(i)) for i in range(fs.num_files())]
 
     def piece_size(self) -> int:
@@ -445,7 +445,7 @@ class Engine:
         # WebTorrent (ws/wss trackers) would need the STUN server we turned off.
         atp.trackers = [t for t in atp.trackers if not t.startswith(("ws://", "wss://"))]
         if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
-            fs = atp.ti.files()
+            fs = atp.ti.layout()
             atp.renamed_files = {
                 i: f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
                 for i in range(fs.num_files())

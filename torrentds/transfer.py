@@ -424,6 +424,8 @@ class Job:
                 self._hold_slice()
         elif isinstance(event, eng.TorrentChecked):
             self._rescan()
+            if self.opts.seeding_only:
+                self._warn_if_damaged()
         elif isinstance(event, eng.TorrentFinished):
             self.finished = True
             self._rescan()
@@ -640,6 +642,27 @@ class Job:
         for shard in self.shards:
             if not shard.ready and self._complete_pieces(shard):
                 self.candidates.add(shard.entry.path)
+
+    def _warn_if_damaged(self) -> None:
+        """A seed's check found pieces that do not match: say which files, then
+        seed the rest (peers that hold those pieces can still mend the folder)."""
+        pieces = self.ref.status(with_pieces=True).pieces
+        missing = {i for i, have in enumerate(pieces) if not have}
+        size = self.ref.piece_size()
+        if not missing or size <= 0:
+            return
+        damaged, offset = [], 0
+        for path, length in self._files():
+            span = range(offset // size, (offset + length - 1) // size + 1) if length else range(0)
+            offset += length
+            if not path.startswith(".pad/") and any(p in missing for p in span):
+                damaged.append(path)
+        more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+        shown = ", ".join(damaged[:3]) + more
+        self._warn(
+            f"{self.dataset_dir}: {len(missing)} of {len(pieces)} pieces fail the hash check"
+            f" (in {shown}); seeding the rest, the others only if a peer has them"
+        )
 
     def _flush(self) -> None:
         self.flush_pending = True

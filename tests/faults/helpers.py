@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,18 @@ def seed(ds: Dataset, *extra: str) -> Torrentds:
 
 def get(source: str, dest: Path, *extra: str) -> Torrentds:
     return Torrentds(["get", source, "-d", str(dest), "--json", *ISOLATED, *extra])
+
+
+def damaged_copy(ds: Dataset, dest: Path) -> tuple[Path, str]:
+    """A copy of the dataset's folder under ``dest`` with one piece of its last
+    shard damaged (same size, wrong bytes); returns the copy and that shard."""
+    copy = dest / ds.origin.name
+    shutil.copytree(ds.origin, copy)
+    last = str(json.loads((copy / "torrentds.json").read_text())["shards"][-1]["path"])
+    with (copy / last).open("r+b") as fh:
+        fh.seek(1024)  # inside the first member's data, not the tar's zero padding
+        fh.write(b"damaged")
+    return copy, last
 
 
 def read_ready(folder: Path) -> list[dict[str, Any]]:

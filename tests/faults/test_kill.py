@@ -21,7 +21,15 @@ from pathlib import Path
 import libtorrent as lt
 import pytest
 
-from tests.faults.helpers import DiskProgress, Layout, assert_intact, get, read_ready, seed
+from tests.faults.helpers import (
+    DiskProgress,
+    Layout,
+    assert_intact,
+    damaged_copy,
+    get,
+    read_ready,
+    seed,
+)
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds, free_port, running
 
@@ -36,15 +44,8 @@ RATE = "512K"
 
 @pytest.fixture
 def partial(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the dataset with one piece of its last shard damaged (one per test:
-    the partial seeder fetches that piece during the rerun and mends its copy)."""
-    copy = tmp_path_factory.mktemp("partial") / dataset.origin.name
-    shutil.copytree(dataset.origin, copy)
-    last = json.loads((copy / "torrentds.json").read_text())["shards"][-1]["path"]
-    with (copy / last).open("r+b") as fh:
-        fh.seek(1024)  # inside the first member's data, not the tar's zero padding
-        fh.write(b"damaged")
-    return copy
+    # One per test: the partial seeder fetches the damaged piece during the rerun.
+    return damaged_copy(dataset, tmp_path_factory.mktemp("partial"))[0]
 
 
 def _partial_seeder(dataset: Dataset, folder: Path) -> Torrentds:
