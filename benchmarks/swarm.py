@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import filecmp
 import io
 import json
 import math
@@ -78,6 +77,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 from urllib.parse import quote, quote_from_bytes
+
+from intact import verify_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -526,28 +527,6 @@ def make_dataset(work: Path, args: argparse.Namespace, tracker_url: str, web_url
     )
 
 
-def verify_copy(ds: Dataset, folder: Path) -> str | None:
-    """None if ``folder`` holds the dataset intact (``sha256sum -c``), else what is wrong."""
-    if not (folder / "SHA256SUMS").is_file():
-        return f"{folder}: no SHA256SUMS"
-    for meta in ("SHA256SUMS", "torrentds.json"):
-        if not (folder / meta).is_file() or not filecmp.cmp(
-            ds.folder / meta, folder / meta, shallow=False
-        ):
-            return f"{folder / meta} missing or differs from the origin's"
-    done = subprocess.run(
-        ["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        return f"{folder}: sha256sum -c failed: {(done.stdout + done.stderr).strip()[:400]}"
-    return None
-
-
 # --------------------------------------------------------------------------- tracker, nginx
 
 
@@ -936,7 +915,7 @@ def run_once(ctx: Ctx, way: str, n: int, run_dir: Path) -> RunResult:
         if way in ("http", "webseed"):
             result.payload = nginx_payload(run_dir / "nginx")
         for lch in leechers:
-            problem = verify_copy(ds, lch.folder)
+            problem = verify_copy(ds.folder, lch.folder)
             if problem is not None:
                 result.error = problem
                 break

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import filecmp
 import json
 import os
 import platform
@@ -55,6 +54,7 @@ from typing import Any
 from urllib.parse import quote_from_bytes
 
 import requests
+from intact import verify_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -317,26 +317,6 @@ def make_dataset(work: Path, size_mb: int, shard_size: str, tracker: Tracker) ->
     )
 
 
-def verify_copy(ds: Dataset, folder: Path) -> str | None:
-    """None if ``folder`` holds the dataset intact (sha256sum -c), else what is wrong."""
-    if not (folder / "SHA256SUMS").is_file():
-        return f"{folder}: no SHA256SUMS"
-    for meta in ("SHA256SUMS", "torrentds.json"):
-        if not filecmp.cmp(ds.folder / meta, folder / meta, shallow=False):
-            return f"{folder / meta} differs from the origin's"
-    done = subprocess.run(
-        ["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        return f"{folder}: sha256sum -c failed: {(done.stdout + done.stderr).strip()[:500]}"
-    return None
-
-
 # --------------------------------------------------------------------------- results
 
 
@@ -411,7 +391,7 @@ def leecher_dirs(run_dir: Path, n: int) -> list[Path]:
 
 def verify_all(ctx: Context, dirs: Sequence[Path]) -> str | None:
     for d in dirs:
-        problem = verify_copy(ctx.ds, d / ctx.ds.name)
+        problem = verify_copy(ctx.ds.folder, d / ctx.ds.name)
         if problem is not None:
             return problem
     return None
@@ -639,7 +619,7 @@ def run_cpu(ctx: Context, run_dir: Path, check: str) -> CpuRun:
     def peak(key: str) -> float:
         return max(m.get(key, 0) for m in mems) * 1024 / PAGE_MB
 
-    problem = verify_copy(ds, d / ds.name)
+    problem = verify_copy(ds.folder, d / ds.name)
     return CpuRun(
         check=check,
         leecher_s=leecher_s,
