@@ -187,5 +187,7 @@ def test_config_slice_reaches_the_get_options() -> None:
     doc = {"dataset": [{"source": "a.torrent", "slice": "2/6"}, {"source": "b.torrent"}]}
     conf = config.parse(doc, "torrentds.toml")
     assert [d.slice for d in conf.datasets] == ["2/6", None]
+    # No window key: the default, so a slice is not refused for one it was never given.
+    assert [d.window for d in conf.datasets] == [None, None]
     with pytest.raises(ConfigError, match=r"dataset\[0\]\.slice must be str"):
         config.parse({"dataset": [{"source": "a", "slice": 2}]}, "torrentds.toml")

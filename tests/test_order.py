@@ -203,6 +203,7 @@ def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
         (["--slice", "one/6"], "0 <= I < K"),
         (["--slice", "3"], "0 <= I < K"),
         (["--slice", "1/4", "--rank", "1", "--world-size", "4"], "give one of them"),
+        (["--slice", "1/4", "--window", "3"], "a slice has no window"),
     ],
 )
 def test_bad_slice_is_one_line_exit_2(

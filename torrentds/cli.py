@@ -616,9 +616,9 @@ def _print_summary(result: transfer.JobResult) -> None:
 @click.option(
     "--window",
     type=int,
-    default=3,
-    show_default=True,
-    help="How many shards at the head of this peer's order get top priority.",
+    default=None,
+    help="How many shards at the head of this peer's order get top priority "
+    "[default: 3]. Not with --slice.",
 )
 @click.option(
     "--slice",
@@ -627,8 +627,8 @@ def _print_summary(result: transfer.JobResult) -> None:
     metavar="I/K",
     help="This is peer I of K fetching the same data (e.g. a node's rank and the node "
     "count): take the I-th of every K runs of pieces (4 MiB each) first, the rest from "
-    "the other peers. The origin then sends each piece about once. Replaces --window; "
-    "not with --rank.",
+    "the other peers. The origin then sends each piece about once. Not with --rank "
+    "or --window.",
 )
 @click.option(
     "--api",
@@ -654,7 +654,7 @@ def get(
     rank: int | None,
     world_size: int | None,
     only_mine: bool,
-    window: int,
+    window: int | None,
     slice_: str | None,
     api_listen: str | None,
     api_token: str | None,

@@ -215,6 +215,6 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
         rank=rank,
         world_size=world,
         only_mine=_get(raw, "only_mine", bool, False, where, section),
-        window=_get(raw, "window", int, 3, where, section),
+        window=_get(raw, "window", int, 3, where, section) if "window" in raw else None,
         slice=_get(raw, "slice", str, "", where, section) or None,
     )

@@ -415,7 +415,7 @@ class GetOptions:
     rank: int | None = None
     world_size: int | None = None
     only_mine: bool = False
-    window: int = 3
+    window: int | None = None  # None: order.Ordering's default
     slice: str | None = None  # "I/K": this is peer I of K fetching the same data
     session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
 
@@ -431,19 +431,21 @@ def _ordering(opts: GetOptions) -> order.Ordering:
         raise UsageError(f"{opts.rank}/{opts.world_size}", "need 0 <= rank < world size")
     if opts.only_mine and opts.rank is None:
         raise UsageError("--only-mine", "needs --rank and --world-size")
-    if opts.window < 1:
+    if opts.window is not None and opts.window < 1:
         raise UsageError(str(opts.window), "--window must be at least 1")
     slice_ = _slice(opts.slice) if opts.slice is not None else None
     if slice_ is not None and slice_.count == 1:
         slice_ = None  # 0/1: the whole torrent, a plain get
     if slice_ is not None and opts.rank is not None:
         raise UsageError("--slice", "orders by piece, --rank by shard: give one of them")
+    if slice_ is not None and opts.window is not None:
+        raise UsageError("--window", "a slice has no window: give one of --slice, --window")
     # Each peer its own shuffle, so a fresh swarm spreads over different shards.
     return order.Ordering(
         rank=opts.rank,
         world_size=opts.world_size,
         only_mine=opts.only_mine,
-        window=opts.window,
+        window=order.Ordering.window if opts.window is None else opts.window,
         seed=secrets.randbits(64),
         slice=slice_,
     )
