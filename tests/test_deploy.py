@@ -189,5 +189,12 @@ def test_config_slice_reaches_the_get_options() -> None:
     assert [d.slice for d in conf.datasets] == ["2/6", None]
     # No window key: the default, so a slice is not refused for one it was never given.
     assert [d.window for d in conf.datasets] == [None, None]
+    # A slice with a window (or a rank) is refused when the file is read, naming both.
+    both = {"dataset": [{"source": "a", "slice": "2/6", "window": 4}]}
+    with pytest.raises(ConfigError, match=r"dataset\[0\]: --window 4: a slice has no window"):
+        config.parse(both, "torrentds.toml")
+    ranked = {"dataset": [{"source": "a", "slice": "2/6", "rank": 1, "world_size": 6}]}
+    with pytest.raises(ConfigError, match=r"--slice 2/6: orders by piece, --rank by shard"):
+        config.parse(ranked, "torrentds.toml")
     with pytest.raises(ConfigError, match=r"dataset\[0\]\.slice must be str"):
         config.parse({"dataset": [{"source": "a", "slice": 2}]}, "torrentds.toml")

@@ -283,6 +283,16 @@ def test_seed_of_damaged_folder_warns_and_seeds_the_rest(dataset: Dataset, tmp_p
     )
     assert damaged in warning["message"] and str(folder) in warning["message"]
     assert damaged not in {r["path"] for r in read_ready(dest)}
+    # Such a folder may never be complete: --seed-hours counts from the check.
+    brief = Torrentds(
+        ["seed", str(folder), str(dataset.torrent), "--json", *ISOLATED, "--seed-hours", "0.0003"]
+    )
+    with running(brief):
+        assert brief.finish(60) == 0, brief.stderr
+    assert [e["event"] for e in brief.events if e["event"] in ("seeding", "done")] == [
+        "seeding",
+        "done",
+    ]
 
 
 def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path) -> None:

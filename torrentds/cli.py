@@ -51,9 +51,9 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
 
 
 SIZE = SizeType()
-# Plain lines: names and paths may hold "[...]" (not markup), and a message is one
-# line however narrow the terminal (logs are grepped).
-_err = Console(stderr=True, markup=False, soft_wrap=True)
+# Plain lines: names and paths may hold "[...]" or ":100:" (not markup, not emoji),
+# and a message is one line however narrow the terminal (logs are grepped).
+_err = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 class BarReporter:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from torrentds.engine import SessionOptions
-from torrentds.errors import ConfigError
-from torrentds.service import GetOptions
+from torrentds.errors import ConfigError, UsageError
+from torrentds.service import GetOptions, ordering_of
 from torrentds.units import parse_size
 
 DEFAULT_API = "127.0.0.1:8700"
@@ -202,7 +202,7 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
     for name, value in (("rank", rank), ("world_size", world)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ConfigError(where, f"{section}.{name} must be an integer")
-    return GetOptions(
+    opts = GetOptions(
         source=_get(raw, "source", str, "", where, section),
         directory=Path(_get(raw, "dir", str, "data", where, section)),
         seed_hours=_hours(raw.get("seed_hours", "inf"), where, section),
@@ -218,3 +218,8 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
         window=_get(raw, "window", int, 3, where, section) if "window" in raw else None,
         slice=_get(raw, "slice", str, "", where, section) or None,
     )
+    try:
+        ordering_of(opts)  # rank, slice and window that contradict: refused at load
+    except UsageError as exc:
+        raise ConfigError(where, f"{section}: {exc}") from exc
+    return opts

@@ -420,7 +420,8 @@ class GetOptions:
     session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
 
 
-def _ordering(opts: GetOptions) -> order.Ordering:
+def ordering_of(opts: GetOptions) -> order.Ordering:
+    """The fetch order a get's options ask for; UsageError if they contradict."""
     if (opts.rank is None) != (opts.world_size is None):
         raise UsageError("--rank/--world-size", "give both, or neither")
     if (
@@ -437,9 +438,13 @@ def _ordering(opts: GetOptions) -> order.Ordering:
     if slice_ is not None and slice_.count == 1:
         slice_ = None  # 0/1: the whole torrent, a plain get
     if slice_ is not None and opts.rank is not None:
-        raise UsageError("--slice", "orders by piece, --rank by shard: give one of them")
+        raise UsageError(
+            f"--slice {opts.slice}", "orders by piece, --rank by shard: give one of them"
+        )
     if slice_ is not None and opts.window is not None:
-        raise UsageError("--window", "a slice has no window: give one of --slice, --window")
+        raise UsageError(
+            f"--window {opts.window}", "a slice has no window: give one of --slice, --window"
+        )
     # Each peer its own shuffle, so a fresh swarm spreads over different shards.
     return order.Ordering(
         rank=opts.rank,
@@ -480,7 +485,7 @@ def _manifest_first(files: list[tuple[str, int]]) -> tuple[int, ...] | None:
 def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, str]:
     """Check a get's options and turn them into what the engine and job need."""
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
-    ordering = _ordering(opts)
+    ordering = ordering_of(opts)
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)

@@ -190,18 +190,9 @@ class Job:
             self._flush()
         if not self.completed and self._is_complete():
             self._complete()
-            self.seeding_since = time.monotonic()
-            self.base_up = self.ref.status().uploaded
-            if self._seed_limit_reached(0.0, 0):
-                return True
-            self.emit(
-                {
-                    "event": "seeding",
-                    "hours": _finite(self.opts.seed_hours),
-                    "ratio": self.opts.seed_ratio,
-                }
-            )
-        if self.completed and self.seeding_since is not None:
+            if self.seeding_since is None:
+                self._start_seeding()
+        if self.seeding_since is not None:
             up = self.ref.status().uploaded - self.base_up
             if self._seed_limit_reached(now - self.seeding_since, up):
                 return True
@@ -389,6 +380,19 @@ class Job:
             hash_failures=self.hash_failures,
             warnings=self.warnings,
         )
+
+    def _start_seeding(self) -> None:
+        """Start the clock of --seed-hours and --seed-ratio."""
+        self.seeding_since = time.monotonic()
+        self.base_up = self.ref.status().uploaded
+        if not self._seed_limit_reached(0.0, 0):  # else the next check ends the job
+            self.emit(
+                {
+                    "event": "seeding",
+                    "hours": _finite(self.opts.seed_hours),
+                    "ratio": self.opts.seed_ratio,
+                }
+            )
 
     def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
         if seconds >= self.opts.seed_hours * 3600:
@@ -663,6 +667,9 @@ class Job:
             f"{self.dataset_dir}: {len(missing)} of {len(pieces)} pieces fail the hash check"
             f" (in {shown}); seeding the rest, the others only if a peer has them"
         )
+        if self.seeding_since is None:
+            # Such a folder may never be complete; the seed limits count from now.
+            self._start_seeding()
 
     def _flush(self) -> None:
         self.flush_pending = True

@@ -33,7 +33,7 @@ def damaged_copy(ds: Dataset, dest: Path) -> tuple[Path, str]:
     shutil.copytree(ds.origin, copy)
     last = str(json.loads((copy / "torrentds.json").read_text())["shards"][-1]["path"])
     with (copy / last).open("r+b") as fh:
-        fh.seek(1024)  # inside the first member's data, not the tar's zero padding
+        fh.seek(1024)  # any changed byte fails its piece's hash
         fh.write(b"damaged")
     return copy, last
 
