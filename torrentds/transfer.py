@@ -650,21 +650,23 @@ class Job:
     def _warn_if_damaged(self) -> None:
         """A seed's check found pieces that do not match: say which files, then
         seed the rest (peers that hold those pieces can still mend the folder)."""
-        pieces = self.ref.status(with_pieces=True).pieces
-        missing = {i for i, have in enumerate(pieces) if not have}
+        pieces = self.ref.num_pieces()
+        missing = set(range(pieces)) - self.have  # ``_rescan`` just read them
         size = self.ref.piece_size()
         if not missing or size <= 0:
             return
-        damaged, offset = [], 0
-        for path, length in self._files():
-            span = range(offset // size, (offset + length - 1) // size + 1) if length else range(0)
-            offset += length
-            if not path.startswith(".pad/") and any(p in missing for p in span):
-                damaged.append(path)
+        files = self._files()
+        damaged = [
+            path
+            for (path, length), start in zip(files, _offsets(files), strict=True)
+            if length
+            and not path.startswith(".pad/")
+            and not missing.isdisjoint(_piece_span(start, length, size))
+        ]
         more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
         shown = ", ".join(damaged[:3]) + more
         self._warn(
-            f"{self.dataset_dir}: {len(missing)} of {len(pieces)} pieces fail the hash check"
+            f"{self.dataset_dir}: {len(missing)} of {pieces} pieces fail the hash check"
             f" (in {shown}); seeding the rest, the others only if a peer has them"
         )
         if self.seeding_since is None:
