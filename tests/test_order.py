@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.faults import helpers
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds, running
-from tests.test_transfer import _seed
 from torrentds import order
 from torrentds.manifest import MANIFEST_NAME, ShardEntry
 
@@ -74,7 +74,7 @@ def _ready_paths(folder: Path) -> list[str]:
 
 
 def test_rank_1_of_4_logs_its_shards_first(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset, "--max-upload", "2M")
+    seeder = helpers.seed(dataset, "--max-upload", "2M")
     with running(seeder):
         leecher = Torrentds(
             [
@@ -104,7 +104,7 @@ def test_rank_1_of_4_logs_its_shards_first(dataset: Dataset, tmp_path: Path) -> 
 
 
 def test_only_mine_stops_after_own_shards(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset)
+    seeder = helpers.seed(dataset)
     with running(seeder):
         leecher = Torrentds(
             [
@@ -157,39 +157,25 @@ def test_slice_lifts_its_wanted_pieces_and_drops_the_window() -> None:
     assert order.Slice(0, 2).for_piece_size(16 << 20).unit == 1
 
 
-def _pieces_of(torrent: Path, name: str) -> set[int]:
-    ti = lt.torrent_info(str(torrent))
-    fs = ti.layout()
-    out: set[int] = set()
-    for f in range(fs.num_files()):
-        if fs.file_path(f).endswith(name) and fs.file_size(f):
-            first = ti.map_file(f, 0, 0).piece
-            last = ti.map_file(f, fs.file_size(f) - 1, 0).piece
-            out.update(range(first, last + 1))
-    return out
-
-
 def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
     # A seeder at 128 KiB/s (2 pieces/s of 85, so at most 16 in 8 s): the leecher
     # gives up after 8 s, before its slice (pieces 64-84: runs of 64) is in.
-    seeder = _seed(dataset, "--max-upload", "128K")
+    seeder = helpers.seed(dataset, "--max-upload", "128K")
     with running(seeder):
-        leecher = Torrentds(
-            [
-                *("get", str(dataset.torrent), "-d", str(tmp_path), "--json"),
-                *("--slice", "1/2", "--timeout", "8"),
-                *("--peer", f"127.0.0.1:{seeder.port}", *ISOLATED),
-            ]
+        leecher = helpers.get(
+            str(dataset.torrent),
+            tmp_path,
+            *("--slice", "1/2", "--timeout", "8", "--peer", f"127.0.0.1:{seeder.port}"),
         )
         with running(leecher):
             assert leecher.finish(60) == 1, leecher.stderr
     resume = tmp_path / ".torrentds" / "resume" / f"{dataset.infohash}.resume"
     params = lt.read_resume_data(resume.read_bytes())
     have = {i for i, h in enumerate(params.have_pieces) if h}
-    manifest = _pieces_of(dataset.torrent, MANIFEST_NAME)
-    ti = lt.torrent_info(str(dataset.torrent))
-    slice_ = order.Slice(1, 2).for_piece_size(ti.piece_length())
-    mine = {p for p in range(ti.num_pieces()) if slice_.holds(p)} - manifest
+    layout = helpers.Layout.of(dataset.torrent)
+    manifest = set(layout.pieces_of(MANIFEST_NAME))
+    slice_ = order.Slice(1, 2).for_piece_size(layout.piece_size)
+    mine = {p for p in range(layout.pieces) if slice_.holds(p)} - manifest
     assert 3 <= len(have - manifest) < len(mine), have
     # One stray piece may start before the slice is put back after libtorrent
     # applies the new file priorities (1 run in ~40); without slices most are stray.

@@ -12,28 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import Layout, assert_intact, damaged_copy, read_ready
+from tests.faults.helpers import (
+    Layout,
+    assert_intact,
+    damaged_copy,
+    get,
+    read_ready,
+    seed,
+    seed_folder,
+)
 from tests.netfixtures import Dataset, create_dataset
-from tests.procs import ISOLATED, Nginx, Opentracker, Torrentds, running, wait_until
+from tests.procs import Nginx, Opentracker, running, wait_until
 
 pytestmark = pytest.mark.skipif(
     shutil.which("opentracker") is None, reason="needs Debian's opentracker (make setup)"
 )
 
 
-def _seed(ds: Dataset, *extra: str) -> Torrentds:
-    return Torrentds(
-        ["seed", str(ds.origin), str(ds.torrent), "--skip-check", "--json", *ISOLATED, *extra]
-    )
-
-
-def _get(source: str, dest: Path, *extra: str) -> Torrentds:
-    return Torrentds(["get", source, "-d", str(dest), "--json", *ISOLATED, *extra])
-
-
 def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset)
-    leechers = [_get(str(dataset.torrent), tmp_path / f"peer{i}") for i in range(3)]
+    seeder = seed(dataset)
+    leechers = [get(str(dataset.torrent), tmp_path / f"peer{i}") for i in range(3)]
     with running(seeder, *leechers):
         for leecher in leechers:
             assert leecher.finish(120) == 0, leecher.stderr
@@ -48,9 +46,9 @@ def test_one_seeder_three_leechers_through_opentracker(dataset: Dataset, tmp_pat
 
 
 def test_peer_only_no_tracker(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset)
+    seeder = seed(dataset)
     with running(seeder):
-        leecher = _get(
+        leecher = get(
             dataset.infohash,
             tmp_path,
             "--no-default-trackers",
@@ -66,10 +64,10 @@ def test_peer_only_no_tracker(dataset: Dataset, tmp_path: Path) -> None:
 
 
 def test_magnet_metadata_from_peers(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset)
+    seeder = seed(dataset)
     magnet = f"magnet:?xt=urn:btih:{dataset.infohash}&dn={dataset.name}"
     with running(seeder):
-        leecher = _get(magnet, tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
+        leecher = get(magnet, tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
         with running(leecher):
             assert leecher.finish(120) == 0, leecher.stderr
         kinds = [e["event"] for e in leecher.events]
@@ -84,7 +82,7 @@ def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, P
     # nginx serves NAME/... : the BEP 19 URL + torrent name + path.
     (root / ds.name).symlink_to(ds.origin)
     before = server.requests_served()
-    leecher = _get(str(ds.torrent), tmp_path / "dl", "--timeout", "120")
+    leecher = get(str(ds.torrent), tmp_path / "dl", "--timeout", "120")
     with running(leecher):
         assert leecher.finish(150) == 0, leecher.stderr
     assert_intact(tmp_path / "dl" / ds.name)
@@ -93,15 +91,15 @@ def test_web_seed_only(tmp_path: Path, tracker: Opentracker, web: tuple[Nginx, P
 
 def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) -> None:
     ds = create_dataset(tmp_path, tracker, classes=8, per_class=120)
-    seeder = _seed(ds, "--max-upload", "2M")
+    seeder = seed(ds, "--max-upload", "2M")
     with running(seeder):
-        first = _get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        first = get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
         with running(first):
             first.wait_event("progress", 60, where=lambda e: e["progress"] > 0.4)
             first.wait_event("shard_ready", 10)
             first.kill(signal.SIGKILL)
         ready_before = (tmp_path / "dl" / ds.name / ".torrentds" / "ready.jsonl").read_text()
-        second = _get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        second = get(str(ds.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
         with running(second):
             assert second.finish(120) == 0, second.stderr
         downloaded = second.wait_event("done", 1)["downloaded"]
@@ -115,12 +113,10 @@ def test_resume_after_kill_downloads_less(tmp_path: Path, tracker: Opentracker) 
 
 @pytest.mark.parametrize("limit", [["--seed-hours", "0.001"], ["--seed-ratio", "1.0"]])
 def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path, limit: list[str]) -> None:
-    seeder = Torrentds(
-        ["seed", str(dataset.origin), str(dataset.torrent), "--json", *ISOLATED, *limit]
-    )
+    seeder = seed_folder(dataset.origin, dataset.torrent, *limit)
     with running(seeder):
         if limit[0] == "--seed-ratio":
-            leecher = _get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
+            leecher = get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
             with running(leecher):
                 assert leecher.finish(120) == 0
         assert seeder.finish(60) == 0, seeder.stderr
@@ -132,7 +128,7 @@ def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path, limit:
 
 
 def test_sigterm_saves_resume_and_exits_0(dataset: Dataset, tmp_path: Path) -> None:
-    leecher = _get(str(dataset.torrent), tmp_path)  # no peers: it waits
+    leecher = get(str(dataset.torrent), tmp_path)  # no peers: it waits
     with running(leecher):
         leecher.wait_event("metadata", 30)
         started = time.monotonic()
@@ -152,16 +148,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
     good = tmp_path / "good" / ds.name
     shutil.copytree(ds.origin, good)
     (root / ds.name).symlink_to(good)
-    seeder = Torrentds(
-        [
-            "seed",
-            str(ds.origin),
-            str(ds.torrent),
-            "--json",
-            *ISOLATED,
-            *(["--skip-check"] if skip_check else []),
-        ]
-    )
+    seeder = seed_folder(ds.origin, ds.torrent, *(["--skip-check"] if skip_check else []))
     dest = tmp_path / "dl"
     with running(seeder):
         port = seeder.port
@@ -170,7 +157,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
             fh.seek(2000)  # the seeder's copy of piece 0 goes bad after it started
             fh.write(b"\xff" * 64)
         # Only the bad seeder: everything but the bad shard arrives, nothing wrong is kept.
-        first = _get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}", "--timeout", "8")
+        first = get(str(ds.torrent), dest, "--peer", f"127.0.0.1:{port}", "--timeout", "8")
         with running(first):
             assert first.finish(60) == 1
         # (The leecher bans the seeder's IP at the first bad piece, so how much
@@ -178,7 +165,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
         log = dest / ds.name / ".torrentds" / "ready.jsonl"
         assert "train/train-000000.tar" not in (log.read_text() if log.exists() else "")
         # A good web seed appears: the rerun completes with the right bytes.
-        second = _get(
+        second = get(
             str(ds.torrent),
             dest,
             "--peer",
@@ -204,7 +191,7 @@ def test_corrupt_seeder_does_not_corrupt_leecher(
 
 
 def test_timeout_with_no_peers_exits_1(dataset: Dataset, tmp_path: Path) -> None:
-    leecher = _get(str(dataset.torrent), tmp_path, "--timeout", "3")
+    leecher = get(str(dataset.torrent), tmp_path, "--timeout", "3")
     with running(leecher):
         assert leecher.finish(30) == 1
     assert "gave up after 3 s" in leecher.stderr
@@ -220,7 +207,7 @@ def test_timeout_with_no_peers_exits_1(dataset: Dataset, tmp_path: Path) -> None
     ],
 )
 def test_bad_sources_one_line_exit_1(tmp_path: Path, source: str, message: str) -> None:
-    p = _get(source, tmp_path)
+    p = get(source, tmp_path)
     assert p.finish(30) == 1
     assert message in p.stderr
     assert "Traceback" not in p.stderr
@@ -229,7 +216,7 @@ def test_bad_sources_one_line_exit_1(tmp_path: Path, source: str, message: str) 
 def test_not_a_torrent_file(tmp_path: Path) -> None:
     bogus = tmp_path / "x.torrent"
     bogus.write_text("<html>hello</html>")
-    p = _get(str(bogus), tmp_path)
+    p = get(str(bogus), tmp_path)
     assert p.finish(30) == 1
     assert "not a torrent file" in p.stderr
 
@@ -238,7 +225,7 @@ def test_url_404_and_html(tmp_path: Path, web: tuple[Nginx, Path]) -> None:
     server, root = web
     (root / "page.html").write_text("<html>not a torrent</html>")
     for path, message in (("missing.torrent", "HTTP 404"), ("page.html", "not a torrent")):
-        p = _get(server.url + path, tmp_path)
+        p = get(server.url + path, tmp_path)
         assert p.finish(30) == 1
         assert message in p.stderr, p.stderr
 
@@ -246,15 +233,15 @@ def test_url_404_and_html(tmp_path: Path, web: tuple[Nginx, Path]) -> None:
 def test_dir_not_writable(dataset: Dataset, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    p = _get(str(dataset.torrent), blocker / "sub")
+    p = get(str(dataset.torrent), blocker / "sub")
     assert p.finish(30) == 1
     assert str(blocker / "sub") in p.stderr
 
 
 def test_max_upload_limits_loopback_peers(dataset: Dataset, tmp_path: Path) -> None:
-    seeder = _seed(dataset, "--max-upload", "1M")
+    seeder = seed(dataset, "--max-upload", "1M")
     with running(seeder):
-        leecher = _get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
+        leecher = get(str(dataset.torrent), tmp_path, "--peer", f"127.0.0.1:{seeder.port}")
         with running(leecher):
             started = time.monotonic()
             assert leecher.finish(120) == 0
@@ -267,11 +254,11 @@ def test_seed_of_damaged_folder_warns_and_seeds_the_rest(dataset: Dataset, tmp_p
     folder, damaged = damaged_copy(dataset, tmp_path / "copy")
     shards = len(json.loads((dataset.origin / "torrentds.json").read_text())["shards"])
     dest = tmp_path / "dl" / dataset.name
-    seeder = Torrentds(["seed", str(folder), str(dataset.torrent), "--json", *ISOLATED])
+    seeder = seed_folder(folder, dataset.torrent)
     with running(seeder):
         warning = seeder.wait_event("warning", 30)
         # The rest is offered: a leecher gets every shard but the damaged one.
-        leecher = _get(str(dataset.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
+        leecher = get(str(dataset.torrent), tmp_path / "dl", "--peer", f"127.0.0.1:{seeder.port}")
         with running(leecher):
             wait_until(
                 lambda: len(read_ready(dest)) == shards - 1,
@@ -284,9 +271,7 @@ def test_seed_of_damaged_folder_warns_and_seeds_the_rest(dataset: Dataset, tmp_p
     assert damaged in warning["message"] and str(folder) in warning["message"]
     assert damaged not in {r["path"] for r in read_ready(dest)}
     # Such a folder may never be complete: --seed-hours counts from the check.
-    brief = Torrentds(
-        ["seed", str(folder), str(dataset.torrent), "--json", *ISOLATED, "--seed-hours", "0.0003"]
-    )
+    brief = seed_folder(folder, dataset.torrent, "--seed-hours", "0.0003")
     with running(brief):
         assert brief.finish(60) == 0, brief.stderr
     assert [e["event"] for e in brief.events if e["event"] in ("seeding", "done")] == [
@@ -296,7 +281,7 @@ def test_seed_of_damaged_folder_warns_and_seeds_the_rest(dataset: Dataset, tmp_p
 
 
 def test_no_leftover_when_seed_folder_is_wrong(dataset: Dataset, tmp_path: Path) -> None:
-    p = Torrentds(["seed", str(tmp_path), str(dataset.torrent), "--json", *ISOLATED])
+    p = seed_folder(tmp_path, dataset.torrent)
     assert p.finish(30) == 1
     assert "does not hold the torrent's data" in p.stderr
     wait_until(lambda: p.proc.poll() is not None, 5, "exit")
@@ -322,17 +307,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_disk_full_then_rerun_completes(dataset: Dataset, small_disk: Path) -> None:
-    seeder = _seed(dataset)
+    seeder = seed(dataset)
     with running(seeder):
         peer = f"127.0.0.1:{seeder.port}"
-        first = _get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
+        first = get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
         with running(first):
             assert first.finish(90) == 1
         assert "No space left on device" in first.stderr, first.stderr
         assert first.stderr.strip().count("\n") == 0 and "Traceback" not in first.stderr
         # Free space (grow the filesystem) and run the same command again.
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-        second = _get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
+        second = get(str(dataset.torrent), small_disk, "--peer", peer, "--timeout", "60")
         with running(second):
             assert second.finish(90) == 0, second.stderr
     assert_intact(small_disk / dataset.name)

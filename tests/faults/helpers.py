@@ -15,11 +15,15 @@ from tests.procs import ISOLATED, Torrentds
 from torrentds import metainfo
 
 
+def seed_folder(folder: Path, torrent: Path, *extra: str) -> Torrentds:
+    """``torrentds seed`` of any folder, hash-checked first (the command's default)."""
+    return Torrentds(["seed", str(folder), str(torrent), "--json", *ISOLATED, *extra])
+
+
 def seed(ds: Dataset, *extra: str) -> Torrentds:
-    """``torrentds seed`` of the dataset's origin folder (a swarm's first seeder)."""
-    return Torrentds(
-        ["seed", str(ds.origin), str(ds.torrent), "--skip-check", "--json", *ISOLATED, *extra]
-    )
+    """``torrentds seed`` of the dataset's origin folder (a swarm's first seeder),
+    trusted as ``create`` made it."""
+    return seed_folder(ds.origin, ds.torrent, "--skip-check", *extra)
 
 
 def get(source: str, dest: Path, *extra: str) -> Torrentds:

@@ -29,9 +29,10 @@ from tests.faults.helpers import (
     get,
     read_ready,
     seed,
+    seed_folder,
 )
 from tests.netfixtures import Dataset
-from tests.procs import ISOLATED, Torrentds, free_port, running
+from tests.procs import Torrentds, free_port, running
 
 pytestmark = pytest.mark.skipif(
     shutil.which("opentracker") is None, reason="needs Debian's opentracker (make setup)"
@@ -46,13 +47,6 @@ RATE = "512K"
 def partial(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # One per test: the partial seeder fetches the damaged piece during the rerun.
     return damaged_copy(dataset, tmp_path_factory.mktemp("partial"))[0]
-
-
-def _partial_seeder(dataset: Dataset, folder: Path) -> Torrentds:
-    # No --skip-check: the check finds the damaged piece, so it is never offered.
-    return Torrentds(
-        ["seed", str(folder), str(dataset.torrent), "--json", *ISOLATED, "--max-upload", RATE]
-    )
 
 
 def _until_fraction(
@@ -124,7 +118,8 @@ def test_kill_9_then_rerun_completes(
     folder = tmp_path / dataset.name
     # The first run has one slow partial source; the same command run again also
     # finds a fast full one (its port is named from the start and listened on later).
-    slow = _partial_seeder(dataset, partial)
+    # Hash-checked (no --skip-check): the damaged piece is never offered.
+    slow = seed_folder(partial, dataset.torrent, "--max-upload", RATE)
     fast_port = free_port()
     source = (
         f"magnet:?xt=urn:btih:{dataset.infohash}" if point == "metadata" else str(dataset.torrent)
