@@ -1272,7 +1272,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=600, help="seconds per run (600)")
     p.add_argument("--ready-timeout", type=float, default=60, help="seconds for the origin (60)")
     p.add_argument("--seed", type=int, default=5, help="random seed of the generated data")
-    p.add_argument("--window", type=int, help="torrentds get --window (default: its own)")
+    p.add_argument(
+        "--window",
+        type=int,
+        help="torrentds get --window (default: its own); with --no-slice or --ranked",
+    )
     p.add_argument("--seed-max-upload", help="torrentds seed --max-upload RATE")
     p.add_argument(
         "--lt-seed",
@@ -1351,6 +1355,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--size-mb, --shard-mb, --repeat and --n must be positive")
     if max(args.n) > 200:
         p.error("at most 200 leechers (one /24)")
+    if args.window is not None and not (args.no_slice or args.ranked):
+        # get refuses --window with --slice, and every leecher would exit 2.
+        p.error("--window needs --no-slice or --ranked (a slice has no window)")
     if not re.fullmatch(
         r"10\.\d{1,3}\.\d{1,3}|192\.168\.\d{1,3}|172\.(1[6-9]|2\d|3[01])\.\d{1,3}", args.subnet
     ):
