@@ -18,7 +18,6 @@ before that the file may be half-written by libtorrent.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 import sys
@@ -37,6 +36,9 @@ from torrentds.errors import (
 )
 
 POLL_INTERVAL = 0.2  # seconds between looks at the ready log
+# How long no downloader may hold the dataset's lock before readers give up
+# (a restarting sidecar takes a moment to lock it again).
+ABSENT_GRACE = 5.0
 PathLike = str | os.PathLike[str]
 _LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
@@ -123,7 +125,7 @@ def _iterate(
                 return
             watch.raise_if_failed()
             _pause(started, timeout, poll_interval, watch)
-        yield str(folder / found)
+        yield str(watch.place.root / found)
 
 
 def wait_ready(
@@ -162,12 +164,12 @@ def wait_ready(
 def ready_now(dataset_dir: PathLike, split: str = "train") -> ReadyStatus:
     """What of ``split`` is ready at this moment (no waiting)."""
     folder = Path(os.path.abspath(dataset_dir))
-    if not folder.is_dir():
+    if not folder.exists():
         raise StorageError(folder, "no such folder")
     watch = _Watch(folder, split)
     watch.poll()
     if watch.wanted is None and not (
-        (folder / manifest.MANIFEST_NAME).exists() or (folder / handoff.STATE_DIR).is_dir()
+        (folder / manifest.MANIFEST_NAME).exists() or watch.place.state.is_dir()
     ):
         raise ManifestError(folder, "not a torrentds dataset folder (no torrentds.json)")
     return watch.status()
@@ -184,9 +186,18 @@ def shard_urls(
     part of the split without a word. To start on the first shard, iterate
     :func:`ready_shards` instead.
     """
-    status = wait_ready(dataset_dir, split, None, timeout)
-    folder = Path(status.folder)
-    return [str(folder / p) for p in _manifest_paths(folder, split)]
+    folder = Path(os.path.abspath(dataset_dir))
+    _check_timeout(timeout)
+    watch = _Watch(folder, split)
+    started = time.monotonic()
+    while not watch.done:
+        watch.poll()
+        if watch.done:
+            break
+        watch.raise_if_failed()
+        _pause(started, timeout, POLL_INTERVAL, watch)
+    assert watch.wanted is not None
+    return [str(watch.place.root / p) for p in watch.wanted]
 
 
 def shard_pattern(dataset_dir: PathLike, split: str = "train") -> str:
@@ -255,8 +266,8 @@ class _Tail:
         self.offset = 0
         self.inode: int | None = None
 
-    def read(self) -> list[tuple[str, str]]:
-        """New records as (path, sha256)."""
+    def read(self) -> list[handoff.ReadyRecord]:
+        """New complete records."""
         try:
             with open(self.path, "rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -274,63 +285,86 @@ class _Tail:
         self.offset += end
         out = []
         for line in data[:end].splitlines():
-            record = _record(line)
+            record = handoff.parse_record(line)  # None: the remains of a torn line
             if record is not None:
                 out.append(record)
         return out
 
 
-def _record(line: bytes) -> tuple[str, str] | None:
-    try:
-        doc = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # the remains of a line torn by a crash
-    if not isinstance(doc, dict):
-        return None
-    path, sha256 = doc.get("path"), doc.get("sha256")
-    if isinstance(path, str) and isinstance(sha256, str):
-        return path, sha256
-    return None
-
-
 class _Watch:
-    """One reader's view of a dataset folder: the manifest and the ready log."""
+    """One reader's view of a dataset: what should become ready, what is.
+
+    What should: ``current.json`` (the torrent now in the folder and its
+    shards) when the downloader wrote one, else the manifest. What is: the
+    ready log's lines for that torrent. Older lines name no torrent and count
+    when their sha256 is the one expected.
+    """
 
     def __init__(self, folder: Path, split: str, rank: int = 0, world_size: int = 1) -> None:
         self.folder = folder
         self.split = split
         self.rank = rank
         self.world_size = world_size
-        self.tail = _Tail(handoff.ready_log_path(folder))
-        self.records: list[tuple[str, str]] = []
+        self.place = handoff.place_of(folder)
+        self.tail = _Tail(self.place.state / handoff.READY_LOG)
+        self.records: list[handoff.ReadyRecord] = []
         self.used = 0  # records already matched against the manifest
-        self.expected: dict[str, str] = {}  # this reader's shard path -> sha256
+        self.infohash: str | None = None  # the torrent in the folder, when known
+        self.expected: dict[str, str] = {}  # this reader's shard path -> sha256 ("" unknown)
         self.wanted: list[str] | None = None  # this reader's shards, in manifest order
         self.order: list[str] = []  # this reader's ready shards, in ready order
         self.seen: set[str] = set()  # the same, as a set
         self.waiting_for = "the dataset folder to appear"
+        self.absent_since: float | None = None  # no downloader holds the lock since
 
     @property
     def done(self) -> bool:
         return self.wanted is not None and len(self.order) == len(self.wanted)
 
     def poll(self) -> None:
-        if not self.folder.is_dir():
-            if self.folder.exists():
-                raise StorageError(self.folder, "not a folder")
+        if self.wanted is None:
+            place = handoff.place_of(self.folder)
+            if place != self.place:  # a single-file torrent's state appeared
+                self.place = place
+                self.tail = _Tail(place.state / handoff.READY_LOG)
+                self.records, self.used = [], 0
+        if not self.folder.exists() and not self.place.state.is_dir():
             self.waiting_for = "the dataset folder to appear"
             return
+        if self.place.root == self.folder and not self.folder.is_dir():
+            raise StorageError(self.folder, "not a folder")
         self.records += self.tail.read()
-        if self.wanted is None and not self._load_manifest():
+        if self.wanted is None and not self._load_wanted():
             return
-        for path, sha256 in self.records[self.used :]:
-            # A line for another sha256 is from another version of the dataset.
-            if self.expected.get(path) == sha256 and path not in self.seen:
+        for record in self.records[self.used :]:
+            path = record.path
+            if path in self.seen or path not in self.expected:
+                continue
+            if record.infohash:
+                ok = self.infohash is None or record.infohash == self.infohash
+                ok = ok and (not self.expected[path] or record.sha256 == self.expected[path])
+            else:
+                # A line for another sha256 is from another version of the dataset.
+                ok = bool(self.expected[path]) and record.sha256 == self.expected[path]
+            if ok:
                 self.seen.add(path)
                 self.order.append(path)
         self.used = len(self.records)
 
-    def _load_manifest(self) -> bool:
+    def _load_wanted(self) -> bool:
+        current = handoff.read_current(self.place.state)
+        if current is not None:
+            self.infohash = current.infohash
+            shards = [(p, h) for p, split, h in current.shards if split == self.split]
+            if not shards:
+                splits = ", ".join(sorted({split for _, split, _ in current.shards}))
+                where = self.folder / manifest.MANIFEST_NAME
+                raise UsageError(
+                    where if where.is_file() else self.folder,
+                    f"no split {self.split!r} in the manifest (it has {splits or 'none'})",
+                )
+            self._want(shards)
+            return True
         where = self.folder / manifest.MANIFEST_NAME
         if not self.records:
             if not where.exists():
@@ -350,13 +384,16 @@ class _Watch:
                 ) from exc
             self.waiting_for = f"a readable manifest ({exc.reason})"
             return False
-        shards = doc.shards_of(self.split)
-        if not shards:
+        entries = doc.shards_of(self.split)
+        if not entries:
             raise UsageError(where, _no_split(self.split, doc.splits))
-        mine = [s for i, s in enumerate(shards) if i % self.world_size == self.rank]
-        self.expected = {s.path: s.sha256 for s in mine}
-        self.wanted = [s.path for s in mine]
+        self._want([(s.path, s.sha256) for s in entries])
         return True
+
+    def _want(self, shards: list[tuple[str, str]]) -> None:
+        mine = [s for i, s in enumerate(shards) if i % self.world_size == self.rank]
+        self.expected = dict(mine)
+        self.wanted = [p for p, _ in mine]
 
     def status(self) -> ReadyStatus:
         return ReadyStatus(
@@ -368,9 +405,23 @@ class _Watch:
         )
 
     def raise_if_failed(self) -> None:
-        message = handoff.read_error(self.folder) if self.folder.is_dir() else None
+        message = handoff.read_error(self.folder, self.place.state)
         if message is not None:
             raise SidecarError(self.folder, f"the download failed: {message}")
+        running = handoff.downloader_running(self.place.state)
+        if running is not False:
+            self.absent_since = None
+            return
+        now = time.monotonic()
+        if self.absent_since is None:
+            self.absent_since = now
+        elif now - self.absent_since >= ABSENT_GRACE:
+            got = f"{len(self.order)} of {len(self.wanted)}" if self.wanted is not None else "no"
+            raise SidecarError(
+                self.folder,
+                f"no torrentds process is fetching this dataset any more and {got} "
+                f"{self.split} shards are ready; run `torrentds get` again to finish it",
+            )
 
     def timeout_error(self, timeout: float) -> NotReadyError:
         head = f"timed out after {timeout:g} s"

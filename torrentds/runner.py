@@ -8,6 +8,7 @@ libtorrent handles and job state are only touched there.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torrentds import engine as eng
-from torrentds.errors import TorrentdsError
+from torrentds.errors import StorageError, TorrentdsError
 from torrentds.transfer import Job, JobResult
 
 T = TypeVar("T")
@@ -56,7 +57,7 @@ class Runner:
         job.pump = self.pump
         self.jobs[job.ref.infohash] = job
         self.finished.pop(job.ref.infohash, None)
-        job.start()
+        self._guard(job, job.start)
 
     def remove(self, infohash: str, stopped: bool = True) -> Finished:
         """Stop one job, keeping its data; returns how it ended."""
@@ -126,23 +127,43 @@ class Runner:
             call.done.set()
 
     def _guard(self, job: Job, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` for ``job``; in the sidecar, a failing job ends alone."""
+        """Run ``fn`` for ``job``; in the sidecar, a failing job ends alone.
+
+        Any exception counts, not only ours: a bug or an input nobody foresaw
+        in one dataset must not end the process serving the others."""
         try:
             return fn()
-        except TorrentdsError as exc:
+        except Exception as exc:
             if not self.isolate_errors:
                 raise
+            error = as_error(exc, job.name or job.ref.infohash)
             infohash = job.ref.infohash
             if self.jobs.pop(infohash, None) is not None:
-                job.emit({"event": "error", "message": str(exc)})
-                self.finished[infohash] = Finished(error=str(exc))
-                self.engine.remove(job.ref)
+                job.report_error(str(error))
+                job.release()
+                job.emit({"event": "error", "message": str(error)})
+                self.finished[infohash] = Finished(error=str(error))
+                with contextlib.suppress(Exception):
+                    self.engine.remove(job.ref)
             return False
 
     def _end(self, job: Job, stopped: bool) -> Finished:
         result = job.finish(stopped)
         job.emit({"event": "done", **_asdict(result)})
         return Finished(result=result)
+
+
+def as_error(exc: BaseException, subject: str) -> TorrentdsError:
+    """``exc`` as one of our errors (one line naming what it is about)."""
+    if isinstance(exc, TorrentdsError):
+        return exc
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else subject
+        return StorageError(str(where), exc.strerror or str(exc) or type(exc).__name__)
+    if isinstance(exc, RecursionError):
+        return TorrentdsError(subject, "input nested too deeply to read")
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return TorrentdsError(subject, f"unexpected failure: {text or type(exc).__name__}")
 
 
 def _asdict(result: JobResult) -> dict[str, Any]:

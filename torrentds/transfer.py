@@ -10,6 +10,7 @@ libtorrent, enforces the limits) and returns a summary.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -28,6 +29,8 @@ Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"
 MAX_SHARD_FAILURES = 3
 STALL_SECONDS = 10.0
+# Pieces of the window marked time-critical at once (see ``_top_up_deadlines``).
+MAX_DEADLINES = 64
 # No piece for this long, with a ban or an unchecked piece: restart the torrent.
 STALL_RESTART_SECONDS = 20.0
 WEB_SEED_SAMPLE_SECONDS = 0.1
@@ -57,6 +60,7 @@ class _Shard:
     pieces: range
     ready: bool = False
     failures: int = 0
+    left: int = 0  # pieces not yet passed: a counter, so a piece costs O(1) and not O(shard)
 
 
 @dataclass
@@ -105,6 +109,8 @@ class Job:
         self.web_seed_retry: dict[str, tuple[float, float, int]] = {}
         self.name = known_name
         self.dataset_dir: Path | None = None
+        self.place: handoff.Place | None = None
+        self.presence: handoff.Presence | None = None
         self.shards: list[_Shard] = []
         self.by_piece: dict[int, list[_Shard]] = {}
         self.manifest: Manifest | None = None
@@ -120,7 +126,7 @@ class Job:
         self.ready_log: handoff.ReadyLog | None = None
         self.hash_failures = 0
         self.warnings: list[str] = []
-        self.resume_path = spec.save_path / STATE_DIR / "resume" / f"{self.ref.infohash}.resume"
+        self.resume_path = resume_file(spec.save_path, self.ref.infohash)
         # Verified shards are logged only once resume data holding their pieces is
         # on disk: ``unsaved`` wait for the next save, ``saving`` holds one batch
         # per save in flight (libtorrent answers them in order).
@@ -128,7 +134,14 @@ class Job:
         self.saving: list[list[tuple[ShardEntry, str]]] = []
         self.total_size = 0
         self.order: list[int] = []
-        self.deadlined: set[int] = set()
+        self.deadlined: set[int] = set()  # shards whose pieces were queued for deadlines
+        # Piece deadlines: the window's pieces in order, handed to libtorrent a
+        # few at a time (a deadline per piece of a 150 GB shard would block the
+        # loop for minutes); ``deadline_out`` are set and not yet passed.
+        self.deadline_queue: list[int] = []
+        self.deadline_pos = 0
+        self.deadline_out: set[int] = set()
+        self.deadline_step = 0
         self.last_own_progress = time.monotonic()
         self.own_set: set[int] = set()
         self.file_priorities: list[int] = []
@@ -211,9 +224,25 @@ class Job:
 
     def finish(self, stopped: bool) -> JobResult:
         """Save resume data if needed and summarise the run."""
-        if not self.completed or stopped:
-            self._save_resume_blocking()
-        return self.result(stopped)
+        try:
+            if not self.completed or stopped:
+                self._save_resume_blocking()
+            return self.result(stopped)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Readers learn that this job no longer makes shards ready."""
+        if self.presence is not None:
+            self.presence.release()
+            self.presence = None
+
+    def report_error(self, message: str) -> None:
+        """``error.json`` for readers waiting on a failed get (not for a seeder's
+        complete folder); a failure to write it is left to the lock's release."""
+        if self.place is not None and not self.opts.seeding_only:
+            with contextlib.suppress(TorrentdsError):
+                handoff.report_error(self.place.dataset, message, self.place.state)
 
     def snapshot(self) -> dict[str, Any]:
         """What ``status`` shows for this torrent (plain, JSON-ready)."""
@@ -252,7 +281,7 @@ class Job:
                 state = "verifying"
             elif shard.failures:
                 state = "failed"
-            elif any(p in self.have for p in shard.pieces):
+            elif shard.left < len(shard.pieces):
                 state = "downloading"
             else:
                 state = "pending"
@@ -339,7 +368,7 @@ class Job:
             hold_files=False,
         )
         self.ref = self.engine.add(spec)
-        self.deadlined.clear()
+        self._reset_deadlines()
         self._apply_priorities()
         self._web_seen = {}
         self.web_seed_retry.clear()
@@ -409,8 +438,11 @@ class Job:
         elif isinstance(event, eng.PieceFinished):
             if any(id(s) in self.own_set for s in self.by_piece.get(event.piece, ())):
                 self.last_own_progress = time.monotonic()
-            self.have.add(event.piece)
+            self._add_have(event.piece)
             self.last_new_data_at = time.monotonic()
+            if event.piece in self.deadline_out:
+                self.deadline_out.discard(event.piece)
+                self._top_up_deadlines()
             if time.monotonic() - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
                 # While pieces arrive: a web seed's connection (and its byte
                 # count) goes away once the torrent is complete.
@@ -466,16 +498,27 @@ class Job:
                 raise MetainfoError(path, "unsafe file name in the torrent's metadata")
         files = self._files()
         self.name = self.ref.name()
-        self.dataset_dir = self.spec.save_path / (self.spec.root_name or self.name)
-        self.total_size = sum(size for _, size in files)
-        (self.dataset_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        handoff.clear_error(self.dataset_dir)  # a report from an earlier run is stale now
-        copy = self.dataset_dir / STATE_DIR / "dataset.torrent"
-        if not copy.exists():
-            manifest.write_atomic(copy, self.ref.torrent_bytes())
-        self.ready_log = handoff.ReadyLog(self.dataset_dir)
+        single = self.ref.single_file()
+        dataset = self.spec.save_path / (self.spec.root_name or self.name)
+        # Our state must not collide with the torrent's own files: a single
+        # file, or a torrent that ships a .torrentds folder, keeps it outside.
+        external = single or any(f.path.split("/")[0] == STATE_DIR for f in files)
+        self.place = handoff.Place.of(dataset, single_file=single, external=external)
+        self._prepare_folders(dataset, single)
+        self.dataset_dir = dataset
+        self.total_size = sum(f.size for f in files)
+        state = self.place.state
+        handoff.clear_error(dataset, state)  # a report from an earlier run is stale now
+        self.presence = handoff.Presence(state)
+        copy = state / "dataset.torrent"
+        data = self.ref.torrent_bytes()
+        if not copy.is_file() or _torrent_of(copy) != self.ref.infohash:
+            # A new version of the dataset: verify checks against what is here now.
+            manifest.write_atomic(copy, data)
+        self.ready_log = handoff.ReadyLog(dataset, self.ref.infohash, state)
         self.manifest_index = next(
-            (i for i, (p, _) in enumerate(files) if p == manifest.MANIFEST_NAME), None
+            (i for i, f in enumerate(files) if f.path == manifest.MANIFEST_NAME and not single),
+            None,
         )
         self.emit(
             {
@@ -496,7 +539,11 @@ class Job:
                 "only, with no sha256 to compare"
             )
             self._track(
-                [ShardEntry(p, "data", size, "", 0) for p, size in files if p.endswith(".tar")],
+                [
+                    ShardEntry(f.path, "data", f.size, "", 0)
+                    for f in files
+                    if f.path.endswith(".tar") and f.size > 0
+                ],
                 files,
             )
             if not self.shards:  # no .tar at all: fetch everything as it comes
@@ -510,14 +557,29 @@ class Job:
                 self._set_file_priorities(prio)
             self._try_manifest()
 
+    def _prepare_folders(self, dataset: Path, single: bool) -> None:
+        """Create the state folder, refusing in one line what is in the way."""
+        assert self.place is not None
+        if single:
+            if dataset.is_dir():
+                raise StorageError(
+                    dataset, "is a folder, but this torrent is a single file of that name"
+                )
+        elif dataset.exists() and not dataset.is_dir():
+            raise StorageError(dataset, "is a file, but this torrent is a folder of that name")
+        try:
+            self.place.state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                exc.filename or self.place.state, f"cannot create: {exc.strerror or exc}"
+            ) from exc
+
     def _try_manifest(self) -> None:
         if self.manifest is not None or self.manifest_index is None or self.dataset_dir is None:
             return
         files = self._files()
-        offsets = _offsets(files)
-        start, size = offsets[self.manifest_index], files[self.manifest_index][1]
-        pieces = _piece_span(start, size, self.ref.piece_size())
-        if not all(p in self.have for p in pieces):
+        entry = files[self.manifest_index]
+        if not all(p in self.have for p in entry.pieces(self.ref.piece_size())):
             return
         if not (self.opts.seeding_only or self.manifest_flushed):
             self.manifest_wanted = True  # read it only after a flush puts it on disk
@@ -525,23 +587,28 @@ class Job:
         self.manifest = _load_checked(self.dataset_dir, files, self.ref.piece_size())
         self._track(self.manifest.shards, files)
 
-    def _track(self, entries: list[ShardEntry], files: list[tuple[str, int]]) -> None:
-        assert self.dataset_dir is not None
-        offsets = dict(zip((p for p, _ in files), _offsets(files), strict=True))
+    def _track(self, entries: list[ShardEntry], files: list[eng.FileEntry]) -> None:
+        assert self.place is not None
+        by_path = {f.path: f for f in files}
         piece_size = self.ref.piece_size()
         for entry in entries:
             shard = _Shard(
-                entry,
-                self.dataset_dir / entry.path,
-                _piece_span(offsets[entry.path], entry.bytes, piece_size),
+                entry, self.place.root / entry.path, by_path[entry.path].pieces(piece_size)
             )
             self.shards.append(shard)
             for p in shard.pieces:
                 self.by_piece.setdefault(p, []).append(shard)
+        self._count_left()
         assert self.ready_log is not None
         for shard in self.shards:
-            if shard.entry.path in self.ready_log.logged and self._complete_pieces(shard):
+            if shard.entry.path in self.ready_log.logged and not shard.left:
                 shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
+        handoff.write_current(
+            self.place.state,
+            self.ref.infohash,
+            self.ref.single_file(),
+            [(s.entry.path, s.entry.split, s.entry.sha256) for s in self.shards],
+        )
         self.order = order.download_order([s.entry for s in self.shards], self.opts.ordering)
         self.own_set = {id(s) for s in self._wanted(own_only=True)}
         self._apply_priorities()
@@ -564,7 +631,7 @@ class Job:
             entries, self.order, [s.ready for s in self.shards], self.opts.ordering, hold
         )
         by_path = {s.entry.path: p for s, p in zip(self.shards, shard_prio, strict=True)}
-        prio = [by_path.get(path, order.NORMAL) for path, _ in self._files()]
+        prio = [by_path.get(f.path, order.NORMAL) for f in self._files()]
         if self.manifest_index is not None:
             prio[self.manifest_index] = order.TOP
         if prio != self.file_priorities:
@@ -575,13 +642,33 @@ class Job:
         fresh = [i for i in window if i not in self.deadlined]
         if fresh:
             self.deadlined.update(fresh)
-            pieces = [
-                p
-                for i in sorted(fresh, key=self.order.index)
-                for p in self.shards[i].pieces
-                if p not in self.have
+            rank = {i: k for k, i in enumerate(self.order)}
+            self.deadline_queue = self.deadline_queue[self.deadline_pos :] + [
+                p for i in sorted(fresh, key=rank.__getitem__) for p in self.shards[i].pieces
             ]
-            self.ref.set_deadlines(pieces)
+            self.deadline_pos = 0
+            self._top_up_deadlines()
+
+    def _top_up_deadlines(self) -> None:
+        """Keep MAX_DEADLINES pieces of the window time-critical, in order."""
+        batch: list[int] = []
+        while len(self.deadline_out) + len(batch) < MAX_DEADLINES and self.deadline_pos < len(
+            self.deadline_queue
+        ):
+            piece = self.deadline_queue[self.deadline_pos]
+            self.deadline_pos += 1
+            if piece not in self.have and piece not in self.deadline_out:
+                batch.append(piece)
+        if batch:
+            self.deadline_out.update(batch)
+            self.ref.set_deadlines(batch, start=self.deadline_step)
+            self.deadline_step += len(batch)
+
+    def _reset_deadlines(self) -> None:
+        self.deadlined.clear()
+        self.deadline_queue, self.deadline_pos = [], 0
+        self.deadline_out.clear()
+        self.deadline_step = 0
 
     def _set_file_priorities(self, prio: list[int]) -> None:
         """File priorities; with --slice, the piece priorities they imply with this
@@ -593,10 +680,9 @@ class Job:
         files = self._files()
         piece_size = self.ref.piece_size()
         base = [order.SKIP] * self.ref.num_pieces()
-        for (_, size), start, file_prio in zip(files, _offsets(files), prio, strict=True):
-            if size:
-                for p in _piece_span(start, size, piece_size):
-                    base[p] = max(base[p], file_prio)
+        for f, file_prio in zip(files, prio, strict=True):
+            for p in f.pieces(piece_size):
+                base[p] = max(base[p], file_prio)
         slice_ = self.opts.ordering.slice.for_piece_size(piece_size)
         self.slice_priorities = order.slice_priorities(base, slice_)
         self._hold_slice()
@@ -622,13 +708,29 @@ class Job:
         own = order.mine([s.entry for s in self.shards], o.rank, o.world_size)
         return [s for i, s in enumerate(self.shards) if i in own]
 
-    def _files(self) -> list[tuple[str, int]]:
-        """The torrent's files relative to the dataset folder, in torrent order."""
-        return [(p.split("/", 1)[-1], size) for p, size in self.ref.files()]
+    def _files(self) -> list[eng.FileEntry]:
+        """The torrent's real files, paths relative to ``place.root`` (the dataset
+        folder; a single-file torrent's folder), in torrent order."""
+        if self.ref.single_file():
+            return self.ref.file_entries()
+        return [
+            dataclasses.replace(f, path=f.path.split("/", 1)[-1]) for f in self.ref.file_entries()
+        ]
 
     # -- shards -----------------------------------------------------------------
     def _complete_pieces(self, shard: _Shard) -> bool:
-        return all(p in self.have for p in shard.pieces)
+        return shard.left == 0
+
+    def _add_have(self, piece: int) -> None:
+        if piece in self.have:
+            return
+        self.have.add(piece)
+        for shard in self.by_piece.get(piece, ()):
+            shard.left -= 1
+
+    def _count_left(self) -> None:
+        for shard in self.shards:
+            shard.left = sum(p not in self.have for p in shard.pieces)
 
     def _check_piece(self, piece: int) -> None:
         if self.manifest is None:
@@ -641,6 +743,7 @@ class Job:
         st = self.ref.status(with_pieces=True)
         if st.pieces:
             self.have = {i for i, h in enumerate(st.pieces) if h}
+            self._count_left()
         if self.manifest is None:
             self._try_manifest()
         for shard in self.shards:
@@ -655,14 +758,7 @@ class Job:
         size = self.ref.piece_size()
         if not missing or size <= 0:
             return
-        files = self._files()
-        damaged = [
-            path
-            for (path, length), start in zip(files, _offsets(files), strict=True)
-            if length
-            and not path.startswith(".pad/")
-            and not missing.isdisjoint(_piece_span(start, length, size))
-        ]
+        damaged = [f.path for f in self._files() if not missing.isdisjoint(f.pieces(size))]
         more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
         shown = ", ".join(damaged[:3]) + more
         self._warn(
@@ -725,10 +821,11 @@ class Job:
         self.candidates.clear()
         if recheck:
             self.have.clear()
+            self._count_left()
             self.ref.force_recheck()
 
     def _is_complete(self) -> bool:
-        if self.dataset_dir is None or (not self.shards and self.manifest_index is not None):
+        if self.dataset_dir is None or (self.manifest is None and self.manifest_index is not None):
             return False
         if not all(s.ready for s in self._wanted()):
             return False
@@ -829,18 +926,12 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _offsets(files: list[tuple[str, int]]) -> list[int]:
-    out, total = [], 0
-    for _, size in files:
-        out.append(total)
-        total += size
-    return out
-
-
-def _piece_span(start: int, size: int, piece_size: int) -> range:
-    first = start // piece_size
-    last = (start + max(size, 1) - 1) // piece_size
-    return range(first, last + 1)
+def _torrent_of(path: Path) -> str | None:
+    """The info-hash of the .torrent copy kept in the state folder (None: unreadable)."""
+    try:
+        return eng.infohash_of(path.read_bytes())
+    except (OSError, TorrentdsError):
+        return None
 
 
 def _with_sha(entry: ShardEntry, sha: str) -> ShardEntry:
@@ -855,17 +946,16 @@ def _with_sha(entry: ShardEntry, sha: str) -> ShardEntry:
     )
 
 
-def _load_checked(dataset_dir: Path, files: list[tuple[str, int]], piece_size: int) -> Manifest:
+def _load_checked(dataset_dir: Path, files: list[eng.FileEntry], piece_size: int) -> Manifest:
     """The downloaded manifest, refused if it disagrees with the torrent."""
     doc = manifest.load(dataset_dir)
     where = dataset_dir / manifest.MANIFEST_NAME
-    sizes = dict(files)
-    offsets = dict(zip((p for p, _ in files), _offsets(files), strict=True))
+    by_path = {f.path: f for f in files}
     for s in doc.shards:
-        key = s.path
-        if sizes.get(key) != s.bytes:
+        found = by_path.get(s.path)
+        if found is None or found.size != s.bytes or s.bytes == 0:
             raise ManifestError(where, f"{s.path}: not in the torrent with {s.bytes} bytes")
-        span = _piece_span(offsets[key], s.bytes, piece_size)
+        span = found.pieces(piece_size)
         if (span.start, span.stop - 1) != (s.first_piece, s.last_piece):
             raise ManifestError(
                 where,
@@ -875,6 +965,11 @@ def _load_checked(dataset_dir: Path, files: list[tuple[str, int]], piece_size: i
     if doc.piece_size != piece_size:
         raise ManifestError(where, f"piece_size {doc.piece_size} != torrent's {piece_size}")
     return doc
+
+
+def resume_file(save_path: Path, infohash: str) -> Path:
+    """Where a torrent's resume data is kept: ``DIR/.torrentds/resume/ID.resume``."""
+    return save_path / STATE_DIR / "resume" / f"{infohash}.resume"
 
 
 def check_writable(folder: Path) -> None:
