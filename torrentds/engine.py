@@ -7,14 +7,18 @@ types and errors do not leak out.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import libtorrent as lt
 
-from torrentds.errors import MetainfoError, TorrentdsError
+from torrentds.errors import MetainfoError, TorrentdsError, UsageError
 
 ENGINE_VERSION = lt.__version__
 
@@ -217,15 +221,143 @@ _STATES = {
 
 
 def _hash_of(handle: lt.torrent_handle) -> str:
-    return str(handle.info_hash())
+    """The swarm's id for a torrent: its v1 hash (40 hex) when it has one, else
+    its v2 hash (64 hex). ``info_hash()`` is neither: for a v2 torrent it is the
+    v2 hash cut to 20 bytes, and it changes when a hybrid's metadata arrives."""
+    hashes = handle.info_hashes()
+    return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a torrent as libtorrent lays it out (BEP 47 pad files left out)."""
+
+    index: int  # libtorrent's file index (counts pad files)
+    path: str  # relative to the save folder: NAME/... (multi-file) or NAME (single)
+    size: int
+    offset: int  # in the torrent's byte stream; decides which pieces it spans
+
+    def pieces(self, piece_size: int) -> range:
+        """The pieces holding this file's bytes (none for an empty file)."""
+        if self.size <= 0 or piece_size <= 0:
+            return range(0)
+        return range(self.offset // piece_size, (self.offset + self.size - 1) // piece_size + 1)
+
+
+def split_host_port(text: str, *, port_zero: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port); UsageError naming ``text``.
+
+    Only the form is checked here; ``resolve_host`` turns a name into an IP.
+    """
+    host, sep, port = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    lowest = 0 if port_zero else 1
+    # isascii: str.isdigit also accepts digits like "²", which int() refuses.
+    if not (sep and host and port.isascii() and port.isdigit() and len(port) <= 5):
+        raise UsageError(text, "expected HOST:PORT, e.g. 10.0.0.5:6881 or [::1]:6881")
+    if not lowest <= int(port) <= 65535:
+        raise UsageError(text, f"port must be {lowest}-65535")
+    if bracketed and not _is_ip(host, 6):
+        raise UsageError(text, "only an IPv6 address goes in brackets")
+    if any(c.isspace() or c in "\0,[]/" for c in host):
+        raise UsageError(text, "not a host name or IP address")
+    if ":" in host and not bracketed:
+        raise UsageError(text, "an IPv6 address needs brackets: [ADDRESS]:PORT")
+    return host, int(port)
+
+
+def _is_ip(host: str, version: int | None = None) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return version is None or ip.version == version
+
+
+def resolve_host(host: str, subject: str) -> str:
+    """An IP for ``host``: itself if it is one, else its first IPv4 address, or
+    its first IPv6 address when it has none (listeners default to 0.0.0.0)."""
+    if _is_ip(host):
+        return host
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(subject, f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    except (OSError, ValueError) as exc:  # a label over 63 bytes: UnicodeError
+        raise UsageError(subject, f"cannot resolve host {host!r}: {exc}") from exc
+    addresses = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
+    addresses += [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
+    if not addresses:
+        raise UsageError(subject, f"host {host!r} has no IPv4 or IPv6 address")
+    return addresses[0]
+
+
+def _resolve_peer(text: str) -> tuple[str, int]:
+    host, port = split_host_port(text)
+    return resolve_host(host, text), port
+
+
+def listen_interface(text: str) -> tuple[str, int]:
+    """A ``--listen`` value in libtorrent's ``listen_interfaces`` form, and its port.
+
+    libtorrent takes an IP or a network device there; a host name such as
+    ``localhost`` would be taken for a device that does not exist, and nothing
+    would listen. So a name is resolved (a device name is kept as it is).
+    """
+    host, port = split_host_port(text, port_zero=True)
+    if not _is_ip(host) and host not in {name for _, name in socket.if_nameindex()}:
+        host = resolve_host(host, text)
+    return (f"[{host}]" if ":" in host else host) + f":{port}", port
+
+
+# Host names of peers resolved so far: value -> (when, (IP, port)). Peers are
+# dialled again every 10 s on the job's thread, which must not wait on DNS.
+_RESOLVED: dict[str, tuple[float, tuple[str, int]]] = {}
+_REFRESHING: set[str] = set()
+_RESOLVED_LOCK = threading.Lock()
+RESOLVE_TTL = 60.0
 
 
 def _address(host_port: str) -> tuple[str, int]:
-    host, _, port = host_port.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MetainfoError(host_port, "expected HOST:PORT")
-    return host, int(port)
+    return peer_address(host_port)
+
+
+def peer_address(host_port: str) -> tuple[str, int]:
+    """The (IP, port) to dial for a ``--peer`` value; UsageError naming it.
+
+    A name is resolved once (UsageError if it cannot be), then again in the
+    background at most every ``RESOLVE_TTL`` seconds; the last address that
+    resolved is kept while DNS fails, so a redial never raises.
+    """
+    host, port = split_host_port(host_port)
+    if _is_ip(host):
+        return host, port
+    now = time.monotonic()
+    with _RESOLVED_LOCK:
+        known = _RESOLVED.get(host_port)
+        stale = known is not None and now - known[0] > RESOLVE_TTL
+        if stale and host_port not in _REFRESHING:
+            _REFRESHING.add(host_port)
+            threading.Thread(target=_refresh, args=(host_port,), daemon=True).start()
+    if known is not None:
+        return known[1]
+    address = _resolve_peer(host_port)
+    with _RESOLVED_LOCK:
+        _RESOLVED[host_port] = (now, address)
+    return address
+
+
+def _refresh(host_port: str) -> None:
+    try:
+        address: tuple[str, int] | None = _resolve_peer(host_port)
+    except UsageError:
+        address = None  # DNS failing: keep the address that worked
+    with _RESOLVED_LOCK:
+        _REFRESHING.discard(host_port)
+        if address is not None:
+            _RESOLVED[host_port] = (time.monotonic(), address)
 
 
 class TorrentRef:
@@ -233,7 +365,10 @@ class TorrentRef:
 
     def __init__(self, handle: lt.torrent_handle) -> None:
         self._h = handle
+        # Fixed at add: events keep reaching the job when a hybrid magnet's
+        # metadata reveals its second hash.
         self.infohash = _hash_of(handle)
+        self._files: list[FileEntry] | None = None
 
     # -- metadata ---------------------------------------------------------
     def has_metadata(self) -> bool:
@@ -244,12 +379,27 @@ class TorrentRef:
         return str(ti.name()) if ti is not None else ""
 
     def files(self) -> list[tuple[str, int]]:
-        """(path relative to the save folder, size) in torrent order."""
-        ti = self._h.torrent_file()
-        if ti is None:
-            return []
-        fs = ti.layout()
-        return [(fs.file_path(i), fs.file_size(i)) for i in range(fs.num_files())]
+        """(path relative to the save folder, size) in torrent order, no pad files."""
+        return [(f.path, f.size) for f in self.file_entries()]
+
+    def file_entries(self) -> list[FileEntry]:
+        """The torrent's real files with their libtorrent index and offset."""
+        if self._files is None:
+            ti = self._h.torrent_file()
+            if ti is None:
+                return []
+            self._files = layout_of(ti)
+        return self._files
+
+    def single_file(self) -> bool:
+        """A torrent of one file at the top (DIR/NAME is that file, not a folder)."""
+        entries = self.file_entries()
+        return len(entries) == 1 and "/" not in entries[0].path
+
+    def hashes(self) -> tuple[str | None, str | None]:
+        """(v1, v2) info-hashes as hex; None for the kind the torrent lacks."""
+        h = self._h.info_hashes()
+        return (str(h.v1) if h.has_v1() else None, str(h.v2) if h.has_v2() else None)
 
     def piece_size(self) -> int:
         ti = self._h.torrent_file()
@@ -279,7 +429,13 @@ class TorrentRef:
         return bool(self._h.have_piece(piece))
 
     def prioritize_files(self, priorities: list[int]) -> None:
-        self._h.prioritize_files(priorities)
+        """One priority per real file (``files()`` order); pad files get none."""
+        ti = self._h.torrent_file()
+        count = ti.num_files() if ti is not None else len(priorities)
+        full = [0] * count
+        for entry, prio in zip(self.file_entries(), priorities, strict=True):
+            full[entry.index] = prio
+        self._h.prioritize_files(full)
 
     def piece_priorities(self) -> list[int]:
         return [int(p) for p in self._h.get_piece_priorities()]
@@ -288,9 +444,11 @@ class TorrentRef:
         """One priority per piece (replaces what the file priorities set)."""
         self._h.prioritize_pieces(priorities)
 
-    def set_deadlines(self, pieces: list[int], step_ms: int = 20) -> None:
-        """Mark pieces time-critical, in this order (libtorrent asks for them first)."""
-        for i, piece in enumerate(pieces):
+    def set_deadlines(self, pieces: list[int], start: int = 0, step_ms: int = 20) -> None:
+        """Mark pieces time-critical, in this order (libtorrent asks for them first).
+
+        Callers keep the list short: each call costs libtorrent a sorted insert."""
+        for i, piece in enumerate(pieces, start):
             self._h.set_piece_deadline(piece, i * step_ms)
 
     def connect_peer(self, host_port: str) -> None:
@@ -369,6 +527,33 @@ class TorrentRef:
 FINISHED_BLOCK = 3  # libtorrent's block_info state: written to disk
 
 
+def layout_of(ti: lt.torrent_info) -> list[FileEntry]:
+    fs = ti.layout()
+    pad = lt.file_storage.flag_pad_file
+    return [
+        FileEntry(i, fs.file_path(i), fs.file_size(i), fs.file_offset(i))
+        for i in range(fs.num_files())
+        if not fs.file_flags(i) & pad
+    ]
+
+
+def infohash_of(data: bytes) -> str:
+    """The swarm's id (see ``_hash_of``) of .torrent bytes."""
+    try:
+        hashes = lt.torrent_info(data).info_hashes()
+    except RuntimeError as exc:
+        raise MetainfoError("torrent", f"libtorrent refused it: {exc}") from exc
+    return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
+
+
+def torrent_layout(data: bytes) -> list[FileEntry]:
+    """The real files of .torrent bytes (for priorities chosen before the add)."""
+    try:
+        return layout_of(lt.torrent_info(data))
+    except RuntimeError as exc:
+        raise MetainfoError("torrent", f"libtorrent refused it: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class AddSpec:
     """What to add: exactly one of ``torrent`` (bytes) or ``magnet``."""
@@ -397,19 +582,28 @@ class Engine:
     """A libtorrent session configured by ``SessionOptions``."""
 
     def __init__(self, opts: SessionOptions) -> None:
+        interface, port = listen_interface(opts.listen)
+        settings = _session_settings(replace(opts, listen=interface))
+        if port:
+            # Otherwise libtorrent tries the next 10 ports, then any port, and
+            # says nothing: peers told the asked port would find no one there.
+            settings["max_retry_port_bind"] = 0
+            settings["listen_system_port_fallback"] = False
         try:
             # No default plugins: smart_ban blamed (and banned) a good peer for a
             # web seed's wrong block when both had been asked for the same block,
             # which stalls a swarm whose other sources are gone. Bans by piece
             # hash failures (libtorrent's own, per peer) stay.
-            self._ses = lt.session(_session_settings(opts), 0)  # type: ignore[call-overload]
+            self._ses = lt.session(settings, 0)  # type: ignore[call-overload]
             self._ses.add_extension("ut_metadata")  # magnets: metadata from peers
             self._ses.add_extension("ut_pex")
         except RuntimeError as exc:
             raise TorrentdsError(opts.listen, f"cannot start BitTorrent session: {exc}") from exc
+        self._check_listening(opts.listen, port)
         if opts.max_upload or opts.max_download:
             self._limit_local_peers()
         self._refs: dict[str, TorrentRef] = {}
+        self._by_handle: dict[lt.torrent_handle, TorrentRef] = {}
 
     def _limit_local_peers(self) -> None:
         # libtorrent puts LAN and loopback peers in its unlimited "local" peer
@@ -421,7 +615,28 @@ class Engine:
         self._ses.set_peer_class_filter(f)
 
     def listen_port(self) -> int:
+        """The port peers can reach this session on (the first listen socket's)."""
         return int(self._ses.listen_port())
+
+    def _check_listening(self, asked: str, port: int) -> None:
+        """Fail unless the session listens where asked (any port, for port 0).
+
+        ``listen_port`` waits for the session's thread, which has opened its
+        sockets by then, so their alerts are already queued.
+        """
+        actual = self.listen_port()
+        failed = [a for a in self._ses.pop_alerts() if isinstance(a, lt.listen_failed_alert)]
+        if actual and (port == 0 or (actual == port and not failed)):
+            return
+        if failed:
+            a = failed[0]
+            where = f"[{a.address}]" if ":" in str(a.address) else str(a.address)
+            reason = f"cannot listen on {where}:{a.port}: {a.error.message()}"
+        elif actual:
+            reason = f"libtorrent listens on port {actual}, not {port}"
+        else:
+            reason = "libtorrent listens on no address"
+        raise TorrentdsError(asked, reason)
 
     def add(self, spec: AddSpec) -> TorrentRef:
         try:
@@ -446,8 +661,11 @@ class Engine:
         atp.trackers = [t for t in atp.trackers if not t.startswith(("ws://", "wss://"))]
         if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
             fs = atp.ti.layout()
+            single = fs.num_files() == 1 and "/" not in fs.file_path(0)
             atp.renamed_files = {
-                i: f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
+                i: spec.root_name
+                if single
+                else f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
                 for i in range(fs.num_files())
             }
         flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
@@ -458,7 +676,11 @@ class Engine:
 
         atp.flags = flags
         if spec.file_priorities is not None and atp.ti is not None:
-            atp.file_priorities = list(spec.file_priorities)
+            # Given per real file; libtorrent wants one per file, pad files too.
+            full = [0] * atp.ti.num_files()
+            for entry, prio in zip(layout_of(atp.ti), spec.file_priorities, strict=True):
+                full[entry.index] = prio
+            atp.file_priorities = full
         if spec.trackers:
             atp.trackers = list(atp.trackers) + list(spec.trackers)
         try:
@@ -467,6 +689,7 @@ class Engine:
             raise TorrentdsError(spec.save_path, f"cannot add torrent: {exc}") from exc
         ref = TorrentRef(handle)
         self._refs[ref.infohash] = ref
+        self._by_handle[handle] = ref
         for url in spec.web_seeds:
             ref.add_web_seed(url)
         for peer in spec.peers:
@@ -478,14 +701,19 @@ class Engine:
         self._ses.wait_for_alert(int(timeout * 1000))
         out: list[Event] = []
         for a in self._ses.pop_alerts():
-            event = _translate(a)
+            event = _translate(a, self._id_of)
             if event is not None:
                 out.append(event)
         return out
 
+    def _id_of(self, handle: lt.torrent_handle) -> str:
+        ref = self._by_handle.get(handle)
+        return ref.infohash if ref is not None else _hash_of(handle)
+
     def remove(self, ref: TorrentRef) -> None:
         self._ses.remove_torrent(ref._h)
         self._refs.pop(ref.infohash, None)
+        self._by_handle.pop(ref._h, None)
 
     def close(self, timeout: float = 5.0) -> None:
         """Pause (announcing ``stopped``) and let trackers hear it, bounded."""
@@ -499,14 +727,15 @@ class Engine:
             if any(isinstance(a, lt.torrent_removed_alert) for a in self._ses.pop_alerts()):
                 continue
         self._refs.clear()
+        self._by_handle.clear()
 
 
-def _translate(a: lt.alert) -> Event | None:
+def _translate(a: lt.alert, id_of: Callable[[lt.torrent_handle], str]) -> Event | None:
     if isinstance(a, lt.listen_failed_alert):
         return SessionFailed("", f"cannot listen on {a.address}:{a.port}: {a.message()}")
     if not isinstance(a, lt.torrent_alert):
         return None
-    ih = _hash_of(a.handle)
+    ih = id_of(a.handle)
     if isinstance(a, lt.piece_finished_alert):
         return PieceFinished(ih, int(a.piece_index))
     if isinstance(a, lt.hash_failed_alert):

@@ -6,7 +6,6 @@ prints. Long work reports through a ``Reporter``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import secrets
@@ -21,12 +20,12 @@ from pathlib import Path
 from torrentds import (
     consume,
     engine,
-    handoff,
     hashing,
     manifest,
     metainfo,
     order,
     pack,
+    piececheck,
     runner,
     scan,
     shardcheck,
@@ -276,6 +275,7 @@ class VerifyReport:
     shards_checked: int = 0
     problems: list[str] = field(default_factory=list)
     splits: list[SplitReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
     def ok(self) -> bool:
@@ -285,14 +285,24 @@ class VerifyReport:
 def verify(
     folder: Path, torrent: Path | None = None, reporter: Reporter | None = None
 ) -> VerifyReport:
-    """Offline check of a dataset folder: pieces, sha256, WebDataset structure."""
+    """Offline check of a dataset folder: pieces, sha256, WebDataset structure.
+
+    With ``torrent``, ``folder`` may also be any torrent's data (no
+    ``torrentds.json``; for a single-file torrent, the file itself): then
+    only its pieces are checked, and a note says so.
+    """
     rep = reporter or SilentReporter()
     folder = Path(os.path.abspath(folder))
-    if not folder.is_dir():
+    if not folder.exists():
         raise StorageError(folder, "no such folder")
-    doc = manifest.load(folder)
     if torrent is None and (folder / STATE_DIR / TORRENT_COPY).is_file():
         torrent = folder / STATE_DIR / TORRENT_COPY
+    if torrent is None and not folder.is_dir():
+        raise UsageError(folder, "not a folder: give the .torrent it belongs to (--torrent)")
+    has_manifest = folder.is_dir() and (folder / manifest.MANIFEST_NAME).exists()
+    # Without a .torrent the manifest is all there is to check against: its
+    # absence is an error then (manifest.load says so).
+    doc = manifest.load(folder) if has_manifest or torrent is None else None
     report = VerifyReport(str(folder), str(torrent) if torrent else None)
 
     if torrent is not None:
@@ -301,12 +311,27 @@ def verify(
         except OSError as exc:
             raise StorageError(torrent, f"cannot read: {exc.strerror or exc}") from exc
         tinfo = metainfo.read_torrent(data, str(torrent))
-        report.problems += _compare_files(doc, tinfo, folder)
+        if doc is not None:
+            report.problems += _compare_files(doc, tinfo, folder)
         advance = rep.stage("pieces", tinfo.size)
-        failures = metainfo.verify_pieces(data, folder, str(torrent), advance)
+        report.problems += [str(p) for p in piececheck.check(data, folder, str(torrent), advance)]
         report.pieces_checked = tinfo.piece_count
-        report.problems += [f"{f.path}: piece {f.piece}: {f.reason}" for f in failures]
 
+    if doc is None:
+        what = "a single file" if not folder.is_dir() else f"no {manifest.MANIFEST_NAME}"
+        report.notes.append(
+            f"{folder}: {what}; checked its pieces against the torrent only "
+            "(no sha256 or WebDataset structure without a manifest)"
+        )
+    else:
+        _verify_shards(doc, folder, rep, report)
+    # A file the torrent and the manifest both expect is reported missing once.
+    report.problems = list(dict.fromkeys(report.problems))
+    return report
+
+
+def _verify_shards(doc: Manifest, folder: Path, rep: Reporter, report: VerifyReport) -> None:
+    """The manifest's checks: sha256, samples, extensions, labels, unlisted shards."""
     report.problems += _unlisted_shards(doc, folder)
     advance = rep.stage("shards", sum(s.bytes for s in doc.shards))
 
@@ -339,7 +364,6 @@ def verify(
         report.splits.append(
             SplitReport(split, len(doc.shards_of(split)), samples, len(labels), all_exts)
         )
-    return report
 
 
 def _compare_files(doc: Manifest, tinfo: metainfo.TorrentInfo, folder: Path) -> list[str]:
@@ -474,9 +498,10 @@ def _check_seed_limits(hours: float, ratio: float | None) -> None:
         raise UsageError(str(ratio), "--seed-ratio must be >= 0")
 
 
-def _manifest_first(files: list[tuple[str, int]]) -> tuple[int, ...] | None:
+def _manifest_first(files: list[engine.FileEntry]) -> tuple[int, ...] | None:
     """Only the manifest wanted at first: it says what every shard must be."""
-    names = [path for path, _ in files]
+    # A multi-file torrent's paths are NAME/...; a single file has no manifest.
+    names = [f.path.split("/", 1)[1] if "/" in f.path else "" for f in files]
     if manifest.MANIFEST_NAME not in names:
         return None if not names else tuple(order.NORMAL for _ in names)
     return tuple(order.TOP if n == manifest.MANIFEST_NAME else order.SKIP for n in names)
@@ -489,8 +514,10 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)
-    resume_file = directory / STATE_DIR / "resume" / f"{src.info.infohash}.resume"
-    resume = resume_file.read_bytes() if resume_file.is_file() else None
+    layout = engine.torrent_layout(src.torrent) if src.torrent is not None else []
+    # Resume data is filed under the id the engine gives the torrent.
+    infohash = engine.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
+    resume = _read_resume(transfer.resume_file(directory, infohash))
     spec = engine.AddSpec(
         save_path=directory,
         torrent=src.torrent,
@@ -500,7 +527,7 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
         web_seeds=opts.web_seeds,
         peers=opts.peers,
         hold_files=True,
-        file_priorities=_manifest_first(src.info.files),
+        file_priorities=_manifest_first(layout),
     )
     job_opts = transfer.JobOptions(
         save_path=directory,
@@ -513,6 +540,14 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
         ordering=ordering,
     )
     return spec, job_opts, src.info.name
+
+
+def _read_resume(path: Path) -> bytes | None:
+    """Resume data of an earlier run, if any (unreadable data: start afresh)."""
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError as exc:
+        raise StorageError(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
 def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
@@ -533,16 +568,40 @@ class SeedOptions:
 
 
 def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
-    """Seed an existing dataset folder (hash-checked first unless ``skip_check``)."""
+    """Seed an existing dataset folder (hash-checked first unless ``skip_check``).
+
+    Any torrent's data can be seeded: ``folder`` is its folder (whatever its
+    name), or for a single-file torrent the file itself (named as in the torrent).
+    """
     _check_seed_limits(opts.seed_hours, opts.seed_ratio)
     folder = Path(os.path.abspath(opts.folder))
-    if not folder.is_dir():
+    if not folder.exists():
         raise StorageError(folder, "no such folder")
     src = metainfo.parse_source(str(opts.torrent))
     if src.torrent is None:
         raise UsageError(str(opts.torrent), "seed needs a .torrent file or URL, not a magnet")
-    for path, size in src.info.files:
-        on_disk = folder / path
+    info = src.info
+    if info.single_file:
+        if not folder.is_file():
+            raise StorageError(
+                folder,
+                f"not a file, but {opts.torrent} is a single-file torrent: give the file "
+                f"({info.name})",
+            )
+        if folder.name != info.name:
+            # libtorrent finds the file by the torrent's name in its folder.
+            raise UsageError(
+                folder, f"the torrent names its file {info.name!r}: seed a file of that name"
+            )
+        expected = [(folder, size) for _, size in info.files]
+        root_name = None
+    else:
+        if not folder.is_dir():
+            raise StorageError(folder, f"not a folder, but {opts.torrent} is a multi-file torrent")
+        # ``files`` holds no BEP 47 pad files: they are never on disk.
+        expected = [(folder / path, size) for path, size in info.files]
+        root_name = folder.name
+    for on_disk, size in expected:
         if not on_disk.is_file() or on_disk.stat().st_size != size:
             raise StorageError(
                 on_disk,
@@ -553,7 +612,7 @@ def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> trans
         torrent=src.torrent,
         seed_mode=opts.skip_check,
         peers=opts.peers,
-        root_name=folder.name,
+        root_name=root_name,
     )
     job_opts = transfer.JobOptions(
         save_path=folder.parent,
@@ -585,14 +644,18 @@ def _run_job(
         if done is None or done.result is None:
             raise TorrentdsError(name or "job", "ended without a result")
         return done.result
-    except TorrentdsError as exc:
-        # Tell the training process to stop waiting for shards (a get's job only:
-        # a seeder's folder is complete and a reader there has nothing to wait for).
-        if job is not None and job.dataset_dir is not None and not job_opts.seeding_only:
-            with contextlib.suppress(TorrentdsError):
-                handoff.report_error(job.dataset_dir, str(exc))
-        raise
+    except Exception as exc:
+        # Any failure, ours or not, ends as one line; the training process is
+        # told to stop waiting for shards.
+        error = runner.as_error(exc, name or "job")
+        if job is not None:
+            job.report_error(str(error))
+        if error is exc:
+            raise
+        raise error from exc
     finally:
+        if job is not None:
+            job.release()
         eng.close()
 
 

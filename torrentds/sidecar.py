@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from torrentds import config as cfg
-from torrentds import engine, handoff, runner, service, transfer
+from torrentds import engine, paths, runner, service, transfer
 from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
 
 Log = Callable[[dict[str, Any]], None]
@@ -39,9 +39,14 @@ class Sidecar:
         return self.runner.running.is_set()
 
     # -- datasets ---------------------------------------------------------------
-    def add(self, opts: service.GetOptions) -> dict[str, Any]:
-        """Start fetching (and seeding) a dataset; returns its status."""
+    def add(self, opts: service.GetOptions, roots: Sequence[Path] = ()) -> dict[str, Any]:
+        """Start fetching (and seeding) a dataset; returns its status.
+
+        Nothing of it may be written outside ``roots`` (default: its own
+        folder) through a symlink.
+        """
         spec, job_opts, name = service.prepare_get(opts)
+        _check_before_add(spec, name, opts.peers, roots)
 
         def start() -> dict[str, Any]:
             if self._ended:
@@ -53,6 +58,9 @@ class Sidecar:
             if job.ref.infohash in self.runner.jobs:
                 raise ConflictError(job.ref.infohash, "already in this sidecar")
             self.runner.add(job)
+            failed = self.runner.finished.get(job.ref.infohash)
+            if failed is not None and failed.error is not None:
+                raise TorrentdsError(opts.source[:100], failed.error)
             return job.snapshot()
 
         try:
@@ -61,13 +69,20 @@ class Sidecar:
             if "duplicate" in exc.reason:
                 raise ConflictError(opts.source, "already in this sidecar") from exc
             raise
+        except Exception as exc:  # one dataset's bad input must not reach the API as a 500
+            raise runner.as_error(exc, opts.source[:100]) from exc
 
     def remove(self, infohash: str) -> dict[str, Any]:
         """Stop one torrent, saving resume data; its files stay."""
 
         def stop() -> dict[str, Any]:
             if infohash not in self.runner.jobs:
-                raise NotFoundError(infohash, "no such torrent in this sidecar")
+                ended = self.runner.finished.get(infohash)
+                if ended is None or ended.error is None:
+                    raise NotFoundError(infohash, "no such torrent in this sidecar")
+                # A dataset that failed: forget it (its files stay), so it can be added again.
+                del self.runner.finished[infohash]
+                return {"infohash": infohash, "state": "removed", "error": ended.error}
             done = self.runner.remove(infohash, stopped=True)
             return asdict(done.result) if done.result else {"infohash": infohash}
 
@@ -143,6 +158,10 @@ class Sidecar:
                 except TorrentdsError as exc:
                     self.log({"event": "error", "source": ds.source, "message": str(exc)})
                     continue
+                except Exception as exc:  # a bug: the other datasets still start
+                    message = f"{ds.source}: cannot start: {type(exc).__name__}: {exc}"
+                    self.log({"event": "error", "source": ds.source, "message": message})
+                    continue
                 self.from_config[key] = snap["infohash"]
             self.conf = conf
 
@@ -211,6 +230,7 @@ class Sidecar:
 
         try:
             spec, job_opts, name = service.prepare_get(opts)
+            _check_before_add(spec, name, opts.peers, ())
             job = transfer.Job(self.engine, spec, job_opts, own, known_name=name)
             self.runner.add(job)
         except BaseException:
@@ -250,8 +270,18 @@ class Sidecar:
         return emit
 
 
+def _check_before_add(
+    spec: engine.AddSpec, name: str, peers: Sequence[str], roots: Sequence[Path]
+) -> None:
+    """Refuse now what would fail (or write elsewhere) once the torrent is in the
+    session: a peer name that does not resolve, a symlink out of the roots."""
+    for peer in peers:
+        engine.peer_address(peer)
+    known = name if spec.torrent is not None else None  # a magnet's name comes later
+    paths.check_dataset_folder(spec.save_path, known, roots or [spec.save_path])
+
+
 def _report_error(job: transfer.Job, message: str) -> None:
     """``error.json`` in a failed get's dataset folder (not for a seeder's)."""
-    if job.dataset_dir is not None and not job.opts.seeding_only:
-        with contextlib.suppress(TorrentdsError):
-            handoff.report_error(job.dataset_dir, message)
+    job.report_error(message)
+    job.release()
