@@ -253,6 +253,10 @@ def info(source: str, as_json: bool) -> None:
             return
         click.echo(f"name       {t.name}")
         click.echo(f"infohash   {t.infohash}")
+        if t.infohash_v2 and t.infohash_v2 != t.infohash:
+            click.echo(f"v2 hash    {t.infohash_v2}")
+        if t.has_metadata or t.infohash_v2:  # a btih-only magnet may name any kind
+            click.echo(f"version    {t.version}")
         if t.has_metadata:
             click.echo(f"size       {_human(t.size)} ({t.size} bytes)")
             click.echo(f"pieces     {t.piece_count} × {_human(t.piece_size)}")
@@ -297,6 +301,8 @@ def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
                 click.echo(f"pieces   {report.pieces_checked} checked against {report.torrent}")
             else:
                 click.echo("pieces   not checked (no .torrent; pass --torrent)")
+            for note in report.notes:
+                click.echo(f"note     {note}")
             for s in report.splits:
                 click.echo(
                     f"{s.split:<8} {s.shards} shards, {s.samples} samples, "
