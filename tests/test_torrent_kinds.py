@@ -201,11 +201,16 @@ def test_missing_and_short_files_named(tmp_path: Path, cli: CliRun) -> None:
     beta = content / DAMAGED
     with beta.open("r+b") as fh:
         fh.truncate(40_000)
+    gamma = content / "sub/deeper/gamma.txt"
+    gamma.unlink()
+    gamma.mkdir()  # libtorrent cannot open it: the other files are still checked
     problems = verify_json(cli, content, torrent, expect=1)["problems"]
     assert f"{content / 'alpha.bin'}: missing" in problems
     assert f"{content / 'zero'}: missing" in problems
+    assert f"{gamma}: not a regular file" in problems
     assert f"{beta}: 40000 bytes, torrent says 70000" in problems
     assert f"{beta}: piece {piece_of(data, DAMAGED, 40_000)}: piece hash mismatch" in problems
+    assert f"{beta}: piece {piece_of(data, DAMAGED, 0)}: piece hash mismatch" not in problems
     assert not any(str(content / "alpha.bin") in p and "piece" in p for p in problems)
     assert not (content / "zero").exists(), "the check created a file"
 

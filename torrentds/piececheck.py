@@ -70,25 +70,22 @@ def check(
     problems: list[Problem] = []
     unreadable: set[int] = set()
     for f in files:
-        try:
-            size = f.disk.stat().st_size if f.disk.is_file() else None
-        except OSError:
-            size = None
-        if size is None:
-            problems.append(Problem(f.disk, "missing"))
+        size = _probe(f.disk)
+        if isinstance(size, str):
+            problems.append(Problem(f.disk, size))
             unreadable.add(f.index)
         elif size != f.size:
             problems.append(Problem(f.disk, f"{size} bytes, torrent says {f.size}"))
 
-    # libtorrent creates a torrent's empty files when it checks: point them into
-    # a scratch folder, so a check writes nothing (they hold no piece anyway).
+    # libtorrent creates a torrent's empty files when it checks, and stops the
+    # whole check at a file it cannot open: point both kinds into a scratch
+    # folder, so a check writes nothing and still checks every other file.
     with tempfile.TemporaryDirectory(prefix="torrentds-check-") as scratch:
         for f in files:
-            if f.size == 0:
+            if f.size == 0 or f.index in unreadable:
                 renamed[f.index] = str(Path(scratch) / str(f.index))
-        pieces = _hash_check(
-            atp, target.parent, renamed, sum(f.size for f in files), advance, stall_seconds
-        )
+        total = sum(f.size for f in files)
+        pieces = _hash_check(atp, target.parent, renamed, total, advance, stall_seconds)
     piece_size = ti.piece_length()
     for f in files:
         if f.index in unreadable or f.size <= 0:
@@ -101,6 +98,19 @@ def check(
             if p < len(pieces) and not pieces[p]
         ]
     return problems
+
+
+def _probe(path: Path) -> int | str:
+    """The size of a file libtorrent can read, or why it cannot."""
+    try:
+        if not path.exists():
+            return "missing"
+        if not path.is_file():
+            return "not a regular file"
+        with path.open("rb") as fh:
+            return os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
 
 
 def _layout(ti: lt.torrent_info, target: Path, source: str) -> tuple[list[_File], dict[int, str]]:
