@@ -491,3 +491,30 @@ def test_seed_single_file_by_another_name_is_one_line(tmp_path: Path, console: C
         console("seed", str(content.parent), str(torrent), *args), str(content.parent)
     )
     assert "single-file torrent" in line
+
+
+# ----- names and URLs as bytes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["v2", "hybrid"])
+def test_unsafe_name_in_v2_file_tree(kind: str, tmp_path: Path, console: ConsoleRun) -> None:
+    write_files(tmp_path / "ds", {"ab/x.bin": 1_000, "y.bin": 1_000})
+    data = lt_torrent(tmp_path / "ds", kind)
+    evil = tmp_path / "evil.torrent"
+    # Only the file tree (a v2 torrent) or both lists (a hybrid) name "ab".
+    evil.write_bytes(data.replace(b"2:ab", b"2:.."))
+    assert evil.read_bytes() != data
+    line = assert_one_line_error(console("info", str(evil)), str(evil), code=1)
+    assert "unsafe file name '..'" in line
+
+
+def test_tracker_url_not_utf8(tmp_path: Path, cli: CliRun) -> None:
+    """libtorrent loads it (a URL is bytes); its bytes are shown %-escaped."""
+    info = {b"name": b"x", b"piece length": PIECE, b"pieces": bytes(20), b"length": 10}
+    top: dict[bytes, Any] = {b"info": info}
+    top[b"announce-list"] = [[b"http://127.0.0.1:1/\xfe", ANNOUNCE.encode()]]
+    torrent = tmp_path / "t.torrent"
+    torrent.write_bytes(lt.bencode(top))
+    doc = info_json(cli, str(torrent))
+    assert doc["trackers"] == [["http://127.0.0.1:1/%FE", ANNOUNCE]]
+    assert doc["infohash"] == str(lt.torrent_info(torrent.read_bytes()).info_hashes().v1)

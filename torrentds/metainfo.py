@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, quote_from_bytes
 
 import libtorrent as lt
 import requests
@@ -119,7 +119,7 @@ def read_torrent(data: bytes, source: str) -> TorrentInfo:
     ti = atp.ti
     assert ti is not None  # load_torrent refuses a torrent without an info dict
     try:
-        return _describe(atp, ti, source)
+        return _describe(atp, ti, data, source)
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise MetainfoError(source, f"invalid torrent: {exc}") from exc
 
@@ -190,7 +190,9 @@ def _unsafe(part: bytes) -> bool:
     return part in (b"", b".", b"..") or any(c in part for c in (b"/", b"\\", b"\0"))
 
 
-def _describe(atp: lt.add_torrent_params, ti: lt.torrent_info, source: str) -> TorrentInfo:
+def _describe(
+    atp: lt.add_torrent_params, ti: lt.torrent_info, data: bytes, source: str
+) -> TorrentInfo:
     hashes = ti.info_hashes()
     v1 = str(hashes.v1) if hashes.has_v1() else None
     v2 = str(hashes.v2) if hashes.has_v2() else None
@@ -207,8 +209,12 @@ def _describe(atp: lt.add_torrent_params, ti: lt.torrent_info, source: str) -> T
     # libtorrent puts a single file at NAME, every file of a folder at NAME/...
     single = len(entries) == 1 and entries[0][0] == name
     files = entries if single else [(p.split("/", 1)[-1], size) for p, size in entries]
-    trackers = _tiers(atp.trackers, atp.tracker_tiers)
-    web_seeds = [u for u in atp.url_seeds if u]
+    try:
+        trackers = _tiers(atp.trackers, atp.tracker_tiers)
+    except UnicodeDecodeError:
+        # libtorrent keeps a URL's bytes as they are; Python cannot decode them.
+        trackers = _raw_tiers(data)
+    web_seeds = [u for u in atp.url_seeds if u]  # libtorrent %-escapes these itself
     return TorrentInfo(
         name=name,
         infohash=v1 or v2 or "",
@@ -234,6 +240,27 @@ def _tiers(urls: Sequence[str], tiers: Sequence[int]) -> list[list[str]]:
         if url:
             by_tier.setdefault(tiers[i] if i < len(tiers) else 0, []).append(url)
     return [by_tier[t] for t in sorted(by_tier)]
+
+
+def _raw_tiers(data: bytes) -> list[list[str]]:
+    """Trackers by tier from the bencoding, bytes that are not UTF-8 %-escaped."""
+    top: object = lt.bdecode(data)
+    if not isinstance(top, dict):
+        return []
+    out: list[list[str]] = []
+    tiers = top.get(b"announce-list")
+    for tier in tiers if isinstance(tiers, list) else []:
+        urls = [_url_text(u) for u in tier if isinstance(u, bytes) and u.strip()]
+        if urls:
+            out.append(urls)
+    announce = top.get(b"announce")
+    if not out and isinstance(announce, bytes) and announce.strip():
+        out = [[_url_text(announce)]]
+    return out
+
+
+def _url_text(raw: bytes) -> str:
+    return quote_from_bytes(raw.strip(), safe="!#$%&'()*+,/:;=?@[]~")
 
 
 def make_magnet(
