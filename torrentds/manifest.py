@@ -108,6 +108,10 @@ def parse(text: str, source: str | os.PathLike[str]) -> Manifest:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ManifestError(source, f"not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise ManifestError(source, "not a manifest: JSON nested too deeply") from exc
+    except ValueError as exc:  # e.g. a number of more digits than Python converts
+        raise ManifestError(source, f"not a manifest: {str(exc)[:200]}") from exc
     if not isinstance(doc, dict):
         raise ManifestError(source, "expected a JSON object")
     schema = doc.get("schema")
@@ -171,8 +175,10 @@ def load(folder: Path) -> Manifest:
         text = path.read_text("utf-8")
     except FileNotFoundError as exc:
         raise ManifestError(path, "no manifest here (is this a torrentds dataset folder?)") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(path, f"cannot read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(path, "not a manifest: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ManifestError(path, f"cannot read: {exc.strerror or exc}") from exc
     return parse(text, path)
 
 

@@ -540,7 +540,7 @@ class Job:
             )
             self._track(
                 [
-                    ShardEntry(f.path, "data", f.size, "", 0)
+                    ShardEntry(f.path, _split_of(f.path), f.size, "", 0)
                     for f in files
                     if f.path.endswith(".tar") and f.size > 0
                 ],
@@ -616,8 +616,8 @@ class Job:
 
     def _apply_priorities(self) -> None:
         """File priorities: manifest first, then the window of this peer's order."""
-        if self.opts.seeding_only or not self.shards:
-            return
+        if self.opts.seeding_only or (not self.shards and self.manifest is None):
+            return  # a foreign torrent with no .tar keeps its plain priorities
         entries = [s.entry for s in self.shards]
         wanted_mine = self._wanted(own_only=True)
         # A ranked node holds other shards back while its own keep arriving; if
@@ -924,6 +924,12 @@ class Job:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _split_of(path: str) -> str:
+    """A foreign torrent's .tar: its top folder is its split (``train/x.tar``),
+    a .tar at the top is in split ``data``."""
+    return path.split("/", 1)[0] if "/" in path else "data"
 
 
 def _torrent_of(path: Path) -> str | None:
