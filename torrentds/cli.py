@@ -32,7 +32,7 @@ from rich.progress import (
 
 from torrentds import __version__, engine, server, service, transfer
 from torrentds import config as sidecar_config
-from torrentds.errors import TorrentdsError
+from torrentds.errors import TorrentdsError, UsageError
 from torrentds.progress import Advance, Reporter, SilentReporter
 from torrentds.sidecar import Sidecar
 from torrentds.units import parse_size
@@ -474,13 +474,21 @@ def _network_options(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
+class _Stop(threading.Event):
+    """Set by SIGTERM/SIGINT; ``signum`` says which came first."""
+
+    signum: int | None = None
+
+
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM/SIGINT set the event: the job saves resume data and exits 0."""
-    stop = threading.Event()
+def _stop_on_signals() -> Iterator[_Stop]:
+    """SIGTERM/SIGINT set the event: the job saves resume data and returns."""
+    stop = _Stop()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum: int, frame: object) -> None:
+        if stop.signum is None:
+            stop.signum = signum
         stop.set()
 
     for sig in previous:
@@ -492,11 +500,42 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+def _check_addresses(listen: str, peers: tuple[str, ...]) -> None:
+    """Bad --listen/--peer values are a usage error (exit 2) before any work;
+    a host name must resolve now (libtorrent dials and binds IPs only)."""
+    try:
+        engine.listen_interface(listen)
+    except UsageError as exc:
+        raise UsageError(f"--listen {listen}", exc.reason) from exc
+    for peer in peers:
+        try:
+            engine.peer_address(peer)
+        except UsageError as exc:
+            raise UsageError(f"--peer {peer}", exc.reason) from exc
+
+
+def _exit_if_interrupted(stop: _Stop, printer: EventPrinter, result: transfer.JobResult) -> None:
+    """A signal before the job completed exits 128 + its number (130 SIGINT, 143
+    SIGTERM), as a shell reports it, so a script can tell an interrupted run from a
+    finished one. Once complete (seeding), stopping is how a run ends: exit 0."""
+    if stop.signum is None or not result.stopped or printer.reached_seeding:
+        return
+    name = signal.Signals(stop.signum).name
+    click.echo(
+        f"torrentds: interrupted ({name}) before completion; resume data saved, "
+        "run the same command again to resume",
+        err=True,
+    )
+    sys.exit(128 + stop.signum)
+
+
 class EventPrinter:
     """Prints job events: JSON lines, a live bar on a TTY, or plain milestones."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
+        # "completed" (get) or "seeding" (a seed's check done, or a damaged folder's)
+        self.reached_seeding = False
         self.live = not as_json and _err.is_terminal
         self._progress: Progress | None = None
         self._task: Any = None
@@ -526,6 +565,8 @@ class EventPrinter:
             self._progress.__exit__(None, None, None)
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if event["event"] in ("completed", "seeding"):
+            self.reached_seeding = True
         if self.as_json:
             click.echo(json.dumps({**event, "time": round(time.time(), 3)}, sort_keys=True))
             return
@@ -681,7 +722,8 @@ def get(
     SOURCE is a magnet link, a .torrent path, an http(s) URL of a .torrent or
     a 40-hex info-hash. Each shard is handed on (DIR/NAME/.torrentds/ready.jsonl)
     as soon as its pieces and sha256 are verified. Ctrl-C or SIGTERM saves
-    resume data and exits 0; running the same command again resumes.
+    resume data and exits 130 or 143 before completion (0 once complete);
+    running the same command again resumes.
     With --api, the sidecar's HTTP API (status, shards, metrics) is served
     while it runs.
     """
@@ -704,6 +746,7 @@ def get(
     )
 
     def run() -> None:
+        _check_addresses(listen, peers)
         with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
             if api_listen is None:
                 result = service.get(opts, printer, stop)
@@ -712,6 +755,7 @@ def get(
                 result = _get_with_api(opts, api_listen, token, printer, stop)
         if not as_json:
             _print_summary(result)
+        _exit_if_interrupted(stop, printer, result)
 
     _run_job_command(run, as_json)
 
@@ -782,10 +826,12 @@ def seed(
     )
 
     def run() -> None:
+        _check_addresses(listen, peers)
         with _stop_on_signals() as stop, EventPrinter(as_json) as printer:
             result = service.seed(opts, printer, stop)
         if not as_json:
             _print_summary(result)
+        _exit_if_interrupted(stop, printer, result)
 
     _run_job_command(run, as_json)
 
@@ -1027,6 +1073,9 @@ def _run_job_command(fn: Callable[[], None], as_json: bool) -> None:
             )
         click.echo(f"torrentds: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before the job's own handler is installed
+        click.echo("torrentds: interrupted", err=True)
+        sys.exit(130)
 
 
 def _human(n: int) -> str:

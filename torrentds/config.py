@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torrentds.engine import SessionOptions
+from torrentds.engine import SessionOptions, listen_interface, split_host_port
 from torrentds.errors import ConfigError, UsageError
 from torrentds.service import GetOptions, ordering_of
 from torrentds.units import parse_size
@@ -63,20 +64,24 @@ def load(path: Path) -> SidecarConfig:
         raise ConfigError(path, f"cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per level of nesting
+        raise ConfigError(path, "not valid TOML: nested too deeply") from exc
+    except ValueError as exc:  # Python's limit on an integer's digits
+        raise ConfigError(path, f"not valid TOML: {_first_line(exc)}") from exc
     return parse(doc, str(path))
 
 
 def parse(doc: dict[str, Any], where: str) -> SidecarConfig:
     unknown = set(doc) - {"session", "api", "dataset"}
     if unknown:
-        raise ConfigError(where, f"unknown table {sorted(unknown)[0]!r}")
+        raise ConfigError(where, f"unknown table {_show(sorted(unknown)[0])}")
     session = _table(doc, "session", _SESSION_KEYS, where)
     api = _table(doc, "api", _API_KEYS, where)
     raw_sets = doc.get("dataset", [])
     if not isinstance(raw_sets, list):
         raise ConfigError(where, "[[dataset]] must be an array of tables")
     opts = SessionOptions(
-        listen=_get(session, "listen", str, "0.0.0.0:6881", where, "session"),
+        listen=_listen(session, where),
         dht=_get(session, "dht", bool, False, where, "session"),
         lsd=_get(session, "lsd", bool, False, where, "session"),
         upnp=_get(session, "upnp", bool, False, where, "session"),
@@ -122,6 +127,36 @@ def data_roots(conf: SidecarConfig) -> list[Path]:
     return out
 
 
+def _listen(session: dict[str, Any], where: str) -> str:
+    value: str = _get(session, "listen", str, "0.0.0.0:6881", where, "session")
+    try:
+        listen_interface(value)  # a host name must resolve now, not when the session starts
+    except UsageError as exc:
+        raise ConfigError(where, f"session.listen {_show(value)}: {exc.reason}") from exc
+    return value
+
+
+def _peers(table: dict[str, Any], where: str, section: str) -> tuple[str, ...]:
+    """HOST:PORT values; a name is resolved when the dataset starts (one that
+    does not resolve then refuses that dataset alone)."""
+    peers = _strings(table, "peers", where, section)
+    for peer in peers:
+        try:
+            split_host_port(peer)
+        except UsageError as exc:
+            raise ConfigError(where, f"{section}.peers {_show(peer)}: {exc.reason}") from exc
+    return peers
+
+
+def _show(value: Any) -> str:
+    """A value for an error line: short, and safe however deeply it nests."""
+    return reprlib.repr(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).split(";")[0].splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _roots(api: dict[str, Any], where: str) -> tuple[Path, ...]:
     value = api.get("data_root", [])
     if isinstance(value, str):
@@ -137,7 +172,7 @@ def _table(doc: dict[str, Any], name: str, keys: set[str], where: str) -> dict[s
         raise ConfigError(where, f"[{name}] must be a table")
     unknown = set(table) - keys
     if unknown:
-        raise ConfigError(where, f"[{name}]: unknown key {sorted(unknown)[0]!r}")
+        raise ConfigError(where, f"[{name}]: unknown key {_show(sorted(unknown)[0])}")
     return table
 
 
@@ -148,7 +183,7 @@ def _get(
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(where, f"{section}.{key} must be {kind.__name__}, got {value!r}")
+        raise ConfigError(where, f"{section}.{key} must be {kind.__name__}, got {_show(value)}")
     if isinstance(value, str) and "\0" in value:
         # Paths and URLs: the OS refuses a NUL anyway, with an error that is no one-liner.
         raise ConfigError(where, f"{section}.{key} must not contain a NUL character")
@@ -188,7 +223,7 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
         raise ConfigError(where, f"{section} must be a table")
     unknown = set(raw) - _DATASET_KEYS
     if unknown:
-        raise ConfigError(where, f"{section}: unknown key {sorted(unknown)[0]!r}")
+        raise ConfigError(where, f"{section}: unknown key {_show(sorted(unknown)[0])}")
     if "source" not in raw:
         raise ConfigError(where, f"{section}: 'source' is required")
     ratio = raw.get("seed_ratio")
@@ -207,7 +242,7 @@ def _dataset(raw: Any, index: int | None, where: str) -> GetOptions:
         directory=Path(_get(raw, "dir", str, "data", where, section)),
         seed_hours=_hours(raw.get("seed_hours", "inf"), where, section),
         seed_ratio=float(ratio) if ratio is not None else None,
-        peers=_strings(raw, "peers", where, section),
+        peers=_peers(raw, where, section),
         web_seeds=_strings(raw, "web_seeds", where, section),
         trackers=_strings(raw, "trackers", where, section),
         timeout=float(timeout) if timeout is not None else None,

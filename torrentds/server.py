@@ -305,6 +305,12 @@ class ApiServer:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "request body is nested too deeply") from exc
+        except ValueError as exc:  # Python's limit on the digits of an integer
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "request body holds a number with too many digits"
+            ) from exc
         if not isinstance(doc, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
         if "dir" not in doc:
@@ -318,7 +324,7 @@ class ApiServer:
         ):
             source = str(_inside(Path(source), roots, "source"))
         opts = dataclasses.replace(opts, directory=directory, source=source)
-        return sidecar.add(opts)
+        return sidecar.add(opts, roots)
 
 
 def _inside(path: Path, roots: list[Path], field: str) -> Path:
