@@ -515,6 +515,7 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)
     layout = engine.torrent_layout(src.torrent) if src.torrent is not None else []
+    transfer.check_inside(directory, [f.path for f in layout])
     # Resume data is filed under the id the engine gives the torrent.
     infohash = engine.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
     resume = _read_resume(transfer.resume_file(directory, infohash))

@@ -503,8 +503,9 @@ class Job:
         # Our state must not collide with the torrent's own files: a single
         # file, or a torrent that ships a .torrentds folder, keeps it outside.
         external = single or any(f.path.split("/")[0] == STATE_DIR for f in files)
-        self.place = handoff.Place.of(dataset, single_file=single, external=external)
-        self._prepare_folders(dataset, single)
+        place = handoff.Place.of(dataset, single_file=single, external=external)
+        self._prepare_folders(place, single)
+        self.place = place  # only now may error reports be written there
         self.dataset_dir = dataset
         self.total_size = sum(f.size for f in files)
         state = self.place.state
@@ -557,9 +558,10 @@ class Job:
                 self._set_file_priorities(prio)
             self._try_manifest()
 
-    def _prepare_folders(self, dataset: Path, single: bool) -> None:
+    def _prepare_folders(self, place: handoff.Place, single: bool) -> None:
         """Create the state folder, refusing in one line what is in the way."""
-        assert self.place is not None
+        dataset = place.dataset
+        check_inside(self.spec.save_path, [f.path for f in self.ref.file_entries()])
         if single:
             if dataset.is_dir():
                 raise StorageError(
@@ -568,10 +570,10 @@ class Job:
         elif dataset.exists() and not dataset.is_dir():
             raise StorageError(dataset, "is a file, but this torrent is a folder of that name")
         try:
-            self.place.state.mkdir(parents=True, exist_ok=True)
+            place.state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(
-                exc.filename or self.place.state, f"cannot create: {exc.strerror or exc}"
+                exc.filename or place.state, f"cannot create: {exc.strerror or exc}"
             ) from exc
 
     def _try_manifest(self) -> None:
@@ -971,6 +973,22 @@ def _load_checked(dataset_dir: Path, files: list[eng.FileEntry], piece_size: int
     if doc.piece_size != piece_size:
         raise ManifestError(where, f"piece_size {doc.piece_size} != torrent's {piece_size}")
     return doc
+
+
+def check_inside(save_path: Path, paths: list[str]) -> None:
+    """Refuse a torrent whose files would be written outside ``save_path``
+    through a symlink already on disk (at DIR/NAME or any folder below it)."""
+    root = os.path.realpath(save_path)
+    steps = {"/".join(p.split("/")[: i + 1]) for p in paths for i in range(p.count("/") + 1)}
+    for rel in sorted(steps, key=len):  # DIR/NAME first: a link there moves everything
+        where = save_path / rel
+        if not os.path.lexists(where):
+            continue
+        real = os.path.realpath(where)
+        if real != root and not real.startswith(root + os.sep):
+            raise StorageError(
+                where, f"leads to {real}, outside {save_path}; refusing to write there"
+            )
 
 
 def resume_file(save_path: Path, infohash: str) -> Path:

@@ -330,3 +330,36 @@ def test_a_torrent_of_450000_pieces_stops_on_time(tmp_path: Path) -> None:
         took = time.monotonic() - sent
     assert code == 143, getter.stderr
     assert took < 5, f"SIGTERM took {took:.1f} s"
+
+
+def test_a_symlink_at_the_dataset_folder_is_refused(tmp_path: Path, seeders: list[Seeder]) -> None:
+    src = tmp_path / "src"
+    shard_folder(src, "ds", None)
+    data = make_torrent(src, "ds", tmp_path / "ds.torrent")
+    seeders.append(Seeder(src, data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / "ds").symlink_to(elsewhere)
+    magnet = f"magnet:?xt=urn:btih:{seeders[0].infohash}&dn=ds"
+    for source in (str(tmp_path / "ds.torrent"), magnet):
+        done = get(source, dest, "--peer", seeders[0].peer, "--timeout", "20")
+        assert "outside" in assert_one_line_error(done, "ds", code=1)
+        assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a read-only tmpfs (root)")
+def test_a_read_only_target_is_one_line(tmp_path: Path, seeders: list[Seeder]) -> None:
+    src = tmp_path / "src"
+    shard_folder(src, "ds", None)
+    data = make_torrent(src, "ds", tmp_path / "ds.torrent")
+    seeders.append(Seeder(src, data))
+    target = tmp_path / "ro"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(target)], check=True)
+    try:
+        done = get(str(tmp_path / "ds.torrent"), target, "--peer", seeders[0].peer)
+        assert_one_line_error(done, str(target), code=1)
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
