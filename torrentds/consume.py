@@ -49,14 +49,15 @@ class ReadyStatus:
 
     folder: str
     split: str
-    ready: list[str]  # shard paths relative to ``folder``, in the order they became ready
+    ready: list[str]  # shard paths relative to ``root``, in the order they became ready
     total: int | None  # the split's shards per the manifest (None: manifest not read yet)
     missing: list[str]  # shard paths not ready yet, in manifest order
+    root: str = ""  # ``folder``, or a single-file torrent's folder (its parent)
 
     @property
     def paths(self) -> list[str]:
-        """``ready`` as paths under ``folder``."""
-        return [str(Path(self.folder) / p) for p in self.ready]
+        """``ready`` as paths on disk."""
+        return [str(Path(self.root or self.folder) / p) for p in self.ready]
 
 
 def ready_shards(
@@ -402,6 +403,7 @@ class _Watch:
             ready=list(self.order),
             total=None if self.wanted is None else len(self.wanted),
             missing=[p for p in self.wanted or () if p not in self.seen],
+            root=str(self.place.root),
         )
 
     def raise_if_failed(self) -> None:

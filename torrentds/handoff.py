@@ -64,7 +64,7 @@ class Place:
 def place_of(dataset: Path) -> Place:
     """The place a reader finds: state kept outside DIR/NAME if there is any."""
     outside = Place.of(dataset, external=True)
-    if outside.state.is_dir() and not (dataset / STATE_DIR).is_dir():
+    if outside.state.is_dir():  # DIR/NAME/.torrentds may then be the torrent's own
         current = read_current(outside.state)
         single = current.single_file if current is not None else not dataset.is_dir()
         return Place.of(dataset, single_file=single, external=True)
