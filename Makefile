@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := opentracker nginx-light aria2 transmission-cli mktorrent iproute2
+DEB_PACKAGES := opentracker nginx-light aria2 transmission-cli mktorrent qbittorrent-nox iproute2
 DEMO_DIR := demo-data
 
 .PHONY: setup deb venv test test-all lint types pytest demo bench bench-create clean
