@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from tests.ltseed import Seeder
 from torrentds.cli import main
 from torrentds.demo_data import make_tiny_imagenet, png_bytes
 
@@ -273,3 +274,12 @@ def adopted_tree(tmp_path: Path) -> Path:
 
 # Network fixtures (opentracker, nginx, a seeded dataset), shared by every test module.
 from tests.netfixtures import dataset, tracker, web  # noqa: E402, F401
+
+
+@pytest.fixture
+def seeders() -> Iterator[list[Seeder]]:
+    """Bare libtorrent seeders a test starts (``tests.ltseed``), stopped at teardown."""
+    made: list[Seeder] = []
+    yield made
+    for s in made:
+        s.stop()

@@ -14,22 +14,11 @@ import os
 import signal
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 import torrentds
 from tests.ltseed import PIECE, Seeder, make_torrent
 from tests.procs import ISOLATED, TORRENTDS, Torrentds, running
-
-
-@pytest.fixture
-def seeders() -> Iterator[list[Seeder]]:
-    made: list[Seeder] = []
-    yield made
-    for s in made:
-        s.stop()
 
 
 def a_tar(path: Path, members: int, size: int) -> None:

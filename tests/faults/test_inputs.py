@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import libtorrent as lt
@@ -22,14 +21,6 @@ import pytest
 from tests.ltseed import PIECE, Seeder, make_torrent
 from tests.procs import ISOLATED, TORRENTDS, Torrentds, running, wait_until
 from tests.test_sidecar import SESSION, Api, dataset_toml, start_sidecar
-
-
-@pytest.fixture
-def seeders() -> Iterator[list[Seeder]]:
-    made: list[Seeder] = []
-    yield made
-    for s in made:
-        s.stop()
 
 
 def shard_folder(root: Path, name: str, manifest: str | None, shards: int = 2) -> Path:
