@@ -265,6 +265,11 @@ def split_host_port(text: str, *, port_zero: bool = False) -> tuple[str, int]:
         raise UsageError(text, "not a host name or IP address")
     if ":" in host and not bracketed:
         raise UsageError(text, "an IPv6 address needs brackets: [ADDRESS]:PORT")
+    if not bracketed and not _is_ip(host):
+        try:
+            host.encode("idna")  # what getaddrinfo does first; a bad name asks no DNS
+        except UnicodeError as exc:
+            raise UsageError(text, "not a host name or IP address") from exc
     return host, int(port)
 
 
