@@ -124,7 +124,9 @@ class Swarmer(ABC):
         """State and log tail for an error message."""
 
     def wait_complete(self, timeout: float) -> None:
-        wait_for(self.complete, timeout, lambda: f"{self.client} {self.entry.id}: {self.describe()}")
+        wait_for(
+            self.complete, timeout, lambda: f"{self.client} {self.entry.id}: {self.describe()}"
+        )
 
     def connect(self, address: str) -> None:
         """Dial a peer. aria2c and transmission-cli cannot be told to."""
@@ -202,7 +204,12 @@ class Aria2c(Swarmer):
         return self._port
 
     def _call(self, method: str, *params: Any) -> Any:
-        body = {"jsonrpc": "2.0", "id": "t", "method": method, "params": [f"token:{self.secret}", *params]}
+        body = {
+            "jsonrpc": "2.0",
+            "id": "t",
+            "method": method,
+            "params": [f"token:{self.secret}", *params],
+        }
         resp = requests.post(f"http://{LOOPBACK}:{self.rpc_port}/jsonrpc", json=body, timeout=5)
         doc = resp.json()
         if "error" in doc:
@@ -224,8 +231,17 @@ class Aria2c(Swarmer):
 
     def status(self) -> dict[str, Any] | None:
         """The download's RPC status (active, waiting or stopped), or None before it exists."""
-        keys = ["gid", "status", "totalLength", "completedLength", "seeder", "infoHash",
-                "errorCode", "errorMessage", "connections"]
+        keys = [
+            "gid",
+            "status",
+            "totalLength",
+            "completedLength",
+            "seeder",
+            "infoHash",
+            "errorCode",
+            "errorMessage",
+            "connections",
+        ]
         for method, params in (
             ("aria2.tellActive", [keys]),
             ("aria2.tellWaiting", [0, 10, keys]),
@@ -576,7 +592,9 @@ class Clients:
     """
 
     def __init__(
-        self, workdir: Path, qbt_seeder: Callable[[], QBittorrent],
+        self,
+        workdir: Path,
+        qbt_seeder: Callable[[], QBittorrent],
         qbt_leecher: Callable[[], QBittorrent],
     ) -> None:
         self.workdir = workdir
@@ -591,8 +609,14 @@ class Clients:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def seeder(self, client: ClientName, entry: Entry, *, tracker: str | None = None,
-               wait: float = START_TIMEOUT) -> Swarmer:
+    def seeder(
+        self,
+        client: ClientName,
+        entry: Entry,
+        *,
+        tracker: str | None = None,
+        wait: float = START_TIMEOUT,
+    ) -> Swarmer:
         """``client`` seeding the entry's own data; returns once it serves every piece."""
         s: Swarmer
         if client == "aria2c":
@@ -606,8 +630,9 @@ class Clients:
         s.wait_complete(wait)
         return s
 
-    def leecher(self, client: ClientName, entry: Entry, dest: Path, *,
-                tracker: str | None = None) -> Swarmer:
+    def leecher(
+        self, client: ClientName, entry: Entry, dest: Path, *, tracker: str | None = None
+    ) -> Swarmer:
         """``client`` leeching the entry into ``dest`` (which receives NAME)."""
         s: Swarmer
         if client == "aria2c":

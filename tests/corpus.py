@@ -268,8 +268,7 @@ def load_entry(entry_id: str, tool: str, data: Path, torrent: Path) -> Entry:
         if fs.file_flags(i) & lt.file_storage.flag_pad_file:
             pads += 1
             continue
-        path = fs.file_path(i)
-        rel = data.name if single else path.split("/", 1)[1]
+        rel = data.name if single else fs.file_path(i).split("/", 1)[1]
         files.append((rel, fs.file_size(i)))
     if single:
         assert len(files) == 1 and data.is_file(), f"{entry_id}: single-file but {files}"
@@ -442,7 +441,9 @@ def _torrentds_dataset(entry_id: str) -> Callable[[Path, str | None], Entry]:
         name = entry_id
         src = base / "src" / name
         rng = _rng(entry_id)
-        write_tree(src, [(f"sample-{i:03d}.bin", rng.randrange(5_000, 60_000)) for i in range(30)], rng)
+        write_tree(
+            src, [(f"sample-{i:03d}.bin", rng.randrange(5_000, 60_000)) for i in range(30)], rng
+        )
         args = [str(TORRENTDS), "create", str(src), "--no-default-trackers"]
         args += ["--tracker", announce] if announce else []
         args += ["--shard-size", "256K", "--piece-size", "32K", "--no-check-web-seeds"]
@@ -543,36 +544,64 @@ def _many_pieces(entry_id: str, total: int) -> Callable[[Path, str | None], Entr
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("mktorrent-single-bin", _single("mktorrent-single-bin", "mktorrent", ".bin", mktorrent),
-         "aria2c", "aria2c"),
-    Spec("mktorrent-single-tar", _single("mktorrent-single-tar", "mktorrent", ".tar", mktorrent),
-         "aria2c", "qbittorrent"),
-    Spec("transmission-single-bin",
-         _single("transmission-single-bin", "transmission-create", ".bin", transmission_create),
-         "transmission", "transmission"),
-    Spec("transmission-single-tar",
-         _single("transmission-single-tar", "transmission-create", ".tar", transmission_create),
-         "aria2c", "aria2c"),
-    Spec("libtorrent-v1-single-bin",
-         _single("libtorrent-v1-single-bin", "libtorrent", ".bin", _v1_only),
-         "qbittorrent", "aria2c"),
-    Spec("libtorrent-v1-single-tar",
-         _single("libtorrent-v1-single-tar", "libtorrent", ".tar", _v1_only),
-         "aria2c", "transmission"),
+    Spec(
+        "mktorrent-single-bin",
+        _single("mktorrent-single-bin", "mktorrent", ".bin", mktorrent),
+        "aria2c",
+        "aria2c",
+    ),
+    Spec(
+        "mktorrent-single-tar",
+        _single("mktorrent-single-tar", "mktorrent", ".tar", mktorrent),
+        "aria2c",
+        "qbittorrent",
+    ),
+    Spec(
+        "transmission-single-bin",
+        _single("transmission-single-bin", "transmission-create", ".bin", transmission_create),
+        "transmission",
+        "transmission",
+    ),
+    Spec(
+        "transmission-single-tar",
+        _single("transmission-single-tar", "transmission-create", ".tar", transmission_create),
+        "aria2c",
+        "aria2c",
+    ),
+    Spec(
+        "libtorrent-v1-single-bin",
+        _single("libtorrent-v1-single-bin", "libtorrent", ".bin", _v1_only),
+        "qbittorrent",
+        "aria2c",
+    ),
+    Spec(
+        "libtorrent-v1-single-tar",
+        _single("libtorrent-v1-single-tar", "libtorrent", ".tar", _v1_only),
+        "aria2c",
+        "aria2c",
+    ),
     Spec("mktorrent-multi", _multi("mktorrent-multi", "mktorrent", mktorrent), "aria2c", "aria2c"),
-    Spec("transmission-multi",
-         _multi("transmission-multi", "transmission-create", transmission_create),
-         "transmission", "qbittorrent"),
+    Spec(
+        "transmission-multi",
+        _multi("transmission-multi", "transmission-create", transmission_create),
+        "transmission",
+        "qbittorrent",
+    ),
     Spec("libtorrent-hybrid", _v2("libtorrent-hybrid", 0), "qbittorrent", "qbittorrent"),
-    Spec("libtorrent-v2", _v2("libtorrent-v2", lt.create_torrent.v2_only),
-         "qbittorrent", "qbittorrent"),
+    Spec(
+        "libtorrent-v2",
+        _v2("libtorrent-v2", lt.create_torrent.v2_only),
+        "qbittorrent",
+        "qbittorrent",
+    ),
     Spec("torrentds-dataset", _torrentds_dataset("torrentds-dataset"), "aria2c", "transmission"),
     Spec("handmade-unsorted", _handmade("handmade-unsorted"), "qbittorrent", "qbittorrent"),
     Spec("empty-last", _empty_last("empty-last"), "aria2c", "qbittorrent"),
-    Spec("non-ascii", _non_ascii("non-ascii"), "aria2c", "transmission"),
+    Spec("non-ascii", _non_ascii("non-ascii"), "aria2c", "qbittorrent"),
     Spec("many-pieces", _many_pieces("many-pieces", 64 * MIB), "aria2c", "aria2c"),
-    Spec("many-pieces-1g", _many_pieces("many-pieces-1g", 1024 * MIB), "aria2c", "aria2c",
-         slow=True),
+    Spec(
+        "many-pieces-1g", _many_pieces("many-pieces-1g", 1024 * MIB), "aria2c", "aria2c", slow=True
+    ),
 )
 SPEC_BY_ID = {s.id: s for s in SPECS}
 
