@@ -40,6 +40,7 @@ from torrentds.errors import (
     FetchError,
     MetainfoError,
     NotFoundError,
+    StorageError,
     TorrentdsError,
     UsageError,
 )
@@ -324,7 +325,12 @@ class ApiServer:
         ):
             source = str(_inside(Path(source), roots, "source"))
         opts = dataclasses.replace(opts, directory=directory, source=source)
-        return sidecar.add(opts, roots)
+        try:
+            return sidecar.add(opts)
+        except StorageError as exc:
+            # The folder the request names cannot be used: not writable, something
+            # in the way, a symlink that leads out of it.
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
 
 
 def _inside(path: Path, roots: list[Path], field: str) -> Path:

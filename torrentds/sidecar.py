@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from torrentds import config as cfg
-from torrentds import engine, paths, runner, service, transfer
+from torrentds import engine, handoff, runner, service, transfer
 from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
 
 Log = Callable[[dict[str, Any]], None]
@@ -39,14 +39,10 @@ class Sidecar:
         return self.runner.running.is_set()
 
     # -- datasets ---------------------------------------------------------------
-    def add(self, opts: service.GetOptions, roots: Sequence[Path] = ()) -> dict[str, Any]:
-        """Start fetching (and seeding) a dataset; returns its status.
-
-        Nothing of it may be written outside ``roots`` (default: its own
-        folder) through a symlink.
-        """
+    def add(self, opts: service.GetOptions) -> dict[str, Any]:
+        """Start fetching (and seeding) a dataset; returns its status."""
         spec, job_opts, name = service.prepare_get(opts)
-        _check_before_add(spec, name, opts.peers, roots)
+        _check_before_add(spec, opts.peers)
 
         def start() -> dict[str, Any]:
             if self._ended:
@@ -230,7 +226,7 @@ class Sidecar:
 
         try:
             spec, job_opts, name = service.prepare_get(opts)
-            _check_before_add(spec, name, opts.peers, ())
+            _check_before_add(spec, opts.peers)
             job = transfer.Job(self.engine, spec, job_opts, own, known_name=name)
             self.runner.add(job)
         except BaseException:
@@ -270,15 +266,15 @@ class Sidecar:
         return emit
 
 
-def _check_before_add(
-    spec: engine.AddSpec, name: str, peers: Sequence[str], roots: Sequence[Path]
-) -> None:
+def _check_before_add(spec: engine.AddSpec, peers: Sequence[str]) -> None:
     """Refuse now what would fail (or write elsewhere) once the torrent is in the
-    session: a peer name that does not resolve, a symlink out of the roots."""
+    session: a peer name that does not resolve; a symlink that takes the state
+    folder (resume data) out of DIR (``prepare_get`` checked DIR/NAME)."""
     for peer in peers:
         engine.peer_address(peer)
-    known = name if spec.torrent is not None else None  # a magnet's name comes later
-    paths.check_dataset_folder(spec.save_path, known, roots or [spec.save_path])
+    state = Path(transfer.STATE_DIR)
+    written = [str(state / "resume"), str(state / handoff.EXTERNAL_DIR)]
+    transfer.check_inside(spec.save_path, written)
 
 
 def _report_error(job: transfer.Job, message: str) -> None:
