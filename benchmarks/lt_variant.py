@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO
 
 import libtorrent as lt
@@ -56,7 +56,9 @@ def _patch() -> None:
         engine.Engine.add = add_super  # type: ignore[method-assign]
     if os.environ.get("TDSB_NO_DEADLINES") == "1" or os.environ.get("TDSB_NO_WINDOW") == "1":
 
-        def no_deadlines(self: engine.TorrentRef, pieces: list[int], step_ms: int = 20) -> None:
+        def no_deadlines(
+            self: engine.TorrentRef, pieces: list[int], start: int = 0, step_ms: int = 20
+        ) -> None:
             return None
 
         engine.TorrentRef.set_deadlines = no_deadlines  # type: ignore[method-assign]
@@ -127,14 +129,16 @@ def _log_uploads(path: str) -> None:
     engine._session_settings = with_uploads
     translate = engine._translate
 
-    def logging_translate(a: lt.alert) -> engine.Event | None:
+    def logging_translate(
+        a: lt.alert, id_of: Callable[[lt.torrent_handle], str]
+    ) -> engine.Event | None:
         if isinstance(a, lt.block_uploaded_alert):
             fh.write(f"{time.time():.3f} U {a.piece_index} {a.block_index} {a.ip[0]}\n")
         elif isinstance(a, lt.picker_log_alert):
             fh.write(f"{time.time():.3f} P {a.ip[0]} {int(a.picker_flags)}\n")
         elif isinstance(a, lt.piece_finished_alert):
             fh.write(f"{time.time():.3f} F {a.piece_index}\n")
-        return translate(a)
+        return translate(a, id_of)
 
     engine._translate = logging_translate
 

@@ -124,6 +124,7 @@ def test_k8s_pod() -> None:
     assert sidecar["envFrom"][0]["secretRef"]["name"] == docs["Secret"]["metadata"]["name"]
     ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
     assert ports["api"] == api_port
+    assert conf.session.listen is not None  # a pod's port is fixed: peers are told it
     assert ports["bittorrent"] == int(conf.session.listen.rsplit(":", 1)[1])
     for probe in ("readinessProbe", "livenessProbe"):
         get = sidecar[probe]["httpGet"]

@@ -127,13 +127,15 @@ def test_seeding_limits_end_with_exit_0(dataset: Dataset, tmp_path: Path, limit:
         assert 3.0 <= done["seconds_seeded"] < 30
 
 
-def test_sigterm_saves_resume_and_exits_0(dataset: Dataset, tmp_path: Path) -> None:
+def test_sigterm_saves_resume_and_exits_143(dataset: Dataset, tmp_path: Path) -> None:
+    """Interrupted before completion: resume data saved, and an exit code that
+    keeps ``get … && train`` from training on nothing."""
     leecher = get(str(dataset.torrent), tmp_path)  # no peers: it waits
     with running(leecher):
         leecher.wait_event("metadata", 30)
         started = time.monotonic()
         leecher.proc.send_signal(signal.SIGTERM)
-        assert leecher.finish(10) == 0
+        assert leecher.finish(10) == 143
         assert time.monotonic() - started < 10
     assert leecher.wait_event("done", 1)["stopped"] is True
     assert list((tmp_path / ".torrentds" / "resume").glob(f"{dataset.infohash}.resume"))

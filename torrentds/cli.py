@@ -380,7 +380,13 @@ def _float_or_inf(value: str) -> float:
 
 
 def _session_options(
-    listen: str, upnp: bool, dht: bool, lsd: bool, max_upload: int, max_download: int, utp: bool
+    listen: str | None,
+    upnp: bool,
+    dht: bool,
+    lsd: bool,
+    max_upload: int,
+    max_download: int,
+    utp: bool,
 ) -> engine.SessionOptions:
     return engine.SessionOptions(
         listen=listen,
@@ -398,10 +404,10 @@ def _network_options(fn: Callable[..., None]) -> Callable[..., None]:
     opts = [
         click.option(
             "--listen",
-            default="0.0.0.0:6881",
-            show_default=True,
+            default=None,
             metavar="HOST:PORT",
-            help="Address to accept peers on (port 0: any).",
+            help="Address to accept peers on; a port in use is an error (port 0: any). "
+            "Default: 0.0.0.0:6881, or the next free port if another client has it.",
         ),
         click.option(
             "--peer",
@@ -500,11 +506,12 @@ def _stop_on_signals() -> Iterator[_Stop]:
             signal.signal(sig, old)
 
 
-def _check_addresses(listen: str, peers: tuple[str, ...]) -> None:
+def _check_addresses(listen: str | None, peers: tuple[str, ...]) -> None:
     """Bad --listen/--peer values are a usage error (exit 2) before any work;
     a host name must resolve now (libtorrent dials and binds IPs only)."""
     try:
-        engine.listen_interface(listen)
+        if listen is not None:
+            engine.listen_interface(listen)
     except UsageError as exc:
         raise UsageError(f"--listen {listen}", exc.reason) from exc
     for peer in peers:
@@ -705,7 +712,7 @@ def get(
     slice_: str | None,
     api_listen: str | None,
     api_token: str | None,
-    listen: str,
+    listen: str | None,
     peers: tuple[str, ...],
     dht: bool,
     lsd: bool,
@@ -797,7 +804,7 @@ def seed(
     folder: Path,
     torrent: str,
     skip_check: bool,
-    listen: str,
+    listen: str | None,
     peers: tuple[str, ...],
     dht: bool,
     lsd: bool,

@@ -127,8 +127,10 @@ def data_roots(conf: SidecarConfig) -> list[Path]:
     return out
 
 
-def _listen(session: dict[str, Any], where: str) -> str:
-    value: str = _get(session, "listen", str, "0.0.0.0:6881", where, "session")
+def _listen(session: dict[str, Any], where: str) -> str | None:
+    if "listen" not in session:
+        return None  # the engine's default, which may move to a free port
+    value: str = _get(session, "listen", str, "", where, "session")
     try:
         listen_interface(value)  # a host name must resolve now, not when the session starts
     except UsageError as exc:

@@ -21,13 +21,16 @@ import libtorrent as lt
 from torrentds.errors import MetainfoError, TorrentdsError, UsageError
 
 ENGINE_VERSION = lt.__version__
+DEFAULT_LISTEN = "0.0.0.0:6881"
 
 
 @dataclass(frozen=True)
 class SessionOptions:
     """How the session talks to the network. The defaults phone no one."""
 
-    listen: str = "0.0.0.0:6881"
+    # None: DEFAULT_LISTEN, or the next free port when another client has it
+    # (two gets on one machine). A port asked for is that port or an error.
+    listen: str | None = None
     upnp: bool = False  # UPnP and NAT-PMP
     dht: bool = False
     dht_bootstrap: tuple[str, ...] = ()
@@ -86,7 +89,7 @@ def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
         | lt.alert_category.file_progress
     )
     settings: dict[str, int | bool | str] = {
-        "listen_interfaces": opts.listen,
+        "listen_interfaces": opts.listen or DEFAULT_LISTEN,
         "alert_mask": int(mask),
         "alert_queue_size": 100_000,
         "enable_dht": opts.dht,
@@ -587,9 +590,12 @@ class Engine:
     """A libtorrent session configured by ``SessionOptions``."""
 
     def __init__(self, opts: SessionOptions) -> None:
-        interface, port = listen_interface(opts.listen)
+        asked = opts.listen or DEFAULT_LISTEN
+        interface, port = listen_interface(asked)
         settings = _session_settings(replace(opts, listen=interface))
-        if port:
+        if opts.listen is None:
+            port = 0  # the default: any port will do if 6881 is taken
+        elif port:
             # Otherwise libtorrent tries the next 10 ports, then any port, and
             # says nothing: peers told the asked port would find no one there.
             settings["max_retry_port_bind"] = 0
@@ -603,8 +609,8 @@ class Engine:
             self._ses.add_extension("ut_metadata")  # magnets: metadata from peers
             self._ses.add_extension("ut_pex")
         except RuntimeError as exc:
-            raise TorrentdsError(opts.listen, f"cannot start BitTorrent session: {exc}") from exc
-        self._check_listening(opts.listen, port)
+            raise TorrentdsError(asked, f"cannot start BitTorrent session: {exc}") from exc
+        self._check_listening(asked, port)
         if opts.max_upload or opts.max_download:
             self._limit_local_peers()
         self._refs: dict[str, TorrentRef] = {}

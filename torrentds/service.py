@@ -20,6 +20,7 @@ from pathlib import Path
 from torrentds import (
     consume,
     engine,
+    handoff,
     hashing,
     manifest,
     metainfo,
@@ -515,7 +516,10 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
     directory = Path(os.path.abspath(opts.directory))
     transfer.check_writable(directory)
     layout = engine.torrent_layout(src.torrent) if src.torrent is not None else []
-    transfer.check_inside(directory, [f.path for f in layout])
+    # The torrent's files, and our own state beside them (resume data, the
+    # state of single-file torrents), must stay inside DIR.
+    state = [f"{STATE_DIR}/resume", f"{STATE_DIR}/{handoff.EXTERNAL_DIR}"]
+    transfer.check_inside(directory, [*(f.path for f in layout), *state])
     # Resume data is filed under the id the engine gives the torrent.
     infohash = engine.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
     resume = _read_resume(transfer.resume_file(directory, infohash))
