@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from torrentds.demo_data import png_bytes
+from torrentds.dataset.demo_data import png_bytes
 
 MIB = 1 << 20
 TRACKER = "http://127.0.0.1:6969/announce"

@@ -3,7 +3,7 @@
 ``benchmarks/swarm.py --lt-seed KEY=VALUE / --lt-leech KEY=VALUE / --super-seed`` runs
 ``python benchmarks/lt_variant.py <torrentds arguments>`` instead of ``python -m torrentds``.
 This module leaves the package untouched on disk: in this process only, it merges the JSON
-object in ``TDSB_LT_SETTINGS`` over ``torrentds.engine.lan_settings()`` and, with
+object in ``TDSB_LT_SETTINGS`` over ``torrentds.torrent.engine.lan_settings()`` and, with
 ``TDSB_SUPER_SEED=1``, sets libtorrent's super-seeding flag on every torrent it adds; with
 ``TDSB_NO_DEADLINES=1`` the window's pieces get no libtorrent piece deadlines; with
 ``TDSB_NO_WINDOW=1`` no shard gets the window's top priority either (plain rarest-first after
@@ -27,11 +27,12 @@ from typing import IO
 import libtorrent as lt
 
 # The installed torrentds (editable: the working tree), or swarm.py --rev's via PYTHONPATH.
-import torrentds.order
-from torrentds import engine, transfer
+import torrentds.swarm.order
 from torrentds.cli import main
-from torrentds.manifest import ShardEntry
-from torrentds.order import Ordering
+from torrentds.dataset.manifest import ShardEntry
+from torrentds.swarm import transfer
+from torrentds.swarm.order import Ordering
+from torrentds.torrent import engine
 
 Settings = dict[str, int | bool | str]
 
@@ -63,7 +64,7 @@ def _patch() -> None:
 
         engine.TorrentRef.set_deadlines = no_deadlines  # type: ignore[method-assign]
     if os.environ.get("TDSB_NO_WINDOW") == "1":
-        priorities = torrentds.order.priorities
+        priorities = torrentds.swarm.order.priorities
 
         def no_window(
             entries: Sequence[ShardEntry],
@@ -75,7 +76,7 @@ def _patch() -> None:
             plain = dataclasses.replace(ordering, window=0)
             return priorities(entries, order, ready, plain, hold_others)
 
-        torrentds.order.priorities = no_window
+        torrentds.swarm.order.priorities = no_window
     origin = os.environ.get("TDSB_LEAVE_ORIGIN")
     if origin:
         _leave_origin(origin)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torrentds.order import Slice
+from torrentds.swarm.order import Slice
 
 FIRST_LEECHER_OCTET = 11  # swarm.py's leecher i is at .(11 + i)
 

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from torrentds.demo_data import make_tiny_imagenet
+from torrentds.dataset.demo_data import make_tiny_imagenet
 
 CLI = [sys.executable, "-m", "torrentds"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_webdataset.py"

@@ -28,7 +28,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.ltseed import Seeder
 from torrentds.cli import main
-from torrentds.demo_data import make_tiny_imagenet, png_bytes
+from torrentds.dataset.demo_data import make_tiny_imagenet, png_bytes
 
 TRACKER = "http://127.0.0.1:6969/announce"
 WEB_SEED = "http://127.0.0.1:1/"

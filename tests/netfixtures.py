@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.procs import TORRENTDS, Nginx, Opentracker
-from torrentds.demo_data import make_tiny_imagenet
+from torrentds.dataset.demo_data import make_tiny_imagenet
 
 
 @dataclass(frozen=True)

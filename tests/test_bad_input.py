@@ -31,7 +31,7 @@ from tests.faults.helpers import assert_intact, seed
 from tests.netfixtures import Dataset
 from tests.procs import Torrentds, running, wait_until
 from tests.test_sidecar import SESSION, Api, dataset_toml, start_sidecar
-from torrentds.demo_data import make_tiny_imagenet
+from torrentds.dataset.demo_data import make_tiny_imagenet
 
 NOWHERE = "no-such-host.invalid"
 BADNAME = "no-such..host"

@@ -44,7 +44,7 @@ from tests.conftest import (
     snapshot,
     write_images,
 )
-from torrentds import hashing
+from torrentds.dataset import hashing
 
 TOOL_TIMEOUT = 60.0
 

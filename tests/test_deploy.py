@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from tests.conftest import CONSOLE_SCRIPT
-from torrentds import config, server
 from torrentds.cli import main
 from torrentds.errors import ConfigError, UsageError
+from torrentds.sidecar import config, server
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 

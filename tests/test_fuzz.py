@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from torrentds import config, manifest, metainfo
+from torrentds.dataset import manifest
 from torrentds.errors import TorrentdsError
+from torrentds.sidecar import config
+from torrentds.torrent import metainfo
 
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -24,8 +24,10 @@ import pytest
 from tests.conftest import ConsoleRun, assert_one_line_error
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Nginx, Torrentds, wait_until
-from torrentds import consume, handoff, hashing, manifest, metainfo
+from torrentds.dataset import hashing, manifest
 from torrentds.errors import ManifestError, NotReadyError, SidecarError, UsageError
+from torrentds.torrent import metainfo
+from torrentds.training import consume, handoff
 
 pytestmark = pytest.mark.skipif(
     shutil.which("opentracker") is None, reason="needs Debian's opentracker (make setup)"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.faults import helpers
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds, running
-from torrentds import order
-from torrentds.manifest import MANIFEST_NAME, ShardEntry
+from torrentds.dataset.manifest import MANIFEST_NAME, ShardEntry
+from torrentds.swarm import order
 
 
 def _entries(n_train: int, n_val: int) -> list[ShardEntry]:

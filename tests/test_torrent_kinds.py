@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import CliRun, ConsoleRun, assert_one_line_error
 from tests.procs import ISOLATED, Torrentds, running
-from torrentds import metainfo
+from torrentds.torrent import metainfo
 
 ANNOUNCE = "http://127.0.0.1:1/announce"  # nothing listens: no test reaches a tracker
 PIECE = 16 << 10

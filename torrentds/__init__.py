@@ -5,8 +5,8 @@ The package imports only the standard library: ``ready_shards``,
 libtorrent (the CLI's modules load it when a command needs it).
 """
 
-from torrentds.consume import ready_shards, shard_pattern, shard_urls
 from torrentds.errors import TorrentdsError
+from torrentds.training.consume import ready_shards, shard_pattern, shard_urls
 
 __version__ = "0.1.0"
 __all__ = ["TorrentdsError", "__version__", "ready_shards", "shard_pattern", "shard_urls"]

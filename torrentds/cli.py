@@ -30,11 +30,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from torrentds import __version__, engine, server, service, transfer
-from torrentds import config as sidecar_config
+from torrentds import __version__, service
 from torrentds.errors import TorrentdsError, UsageError
 from torrentds.progress import Advance, Reporter, SilentReporter
-from torrentds.sidecar import Sidecar
+from torrentds.sidecar import config as sidecar_config
+from torrentds.sidecar import server
+from torrentds.sidecar.facade import Sidecar
+from torrentds.swarm import transfer
+from torrentds.torrent import engine
 from torrentds.units import parse_size
 
 

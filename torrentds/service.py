@@ -17,21 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from torrentds import (
-    consume,
-    engine,
-    handoff,
-    hashing,
-    manifest,
-    metainfo,
-    order,
-    pack,
-    piececheck,
-    runner,
-    scan,
-    shardcheck,
-    transfer,
-)
+from torrentds.dataset import hashing, manifest, pack, scan, shardcheck
+from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import (
     ManifestError,
     OutputExistsError,
@@ -40,8 +27,10 @@ from torrentds.errors import (
     TorrentdsError,
     UsageError,
 )
-from torrentds.manifest import Manifest, ShardEntry
 from torrentds.progress import Reporter, SilentReporter
+from torrentds.swarm import order, runner, transfer
+from torrentds.torrent import engine, metainfo, piececheck
+from torrentds.training import consume, handoff
 
 STATE_DIR = ".torrentds"
 TORRENT_COPY = "dataset.torrent"

@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds
-from torrentds import metainfo
+from torrentds.torrent import metainfo
 
 
 def seed_folder(folder: Path, torrent: Path, *extra: str) -> Torrentds:

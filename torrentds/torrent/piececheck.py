@@ -19,8 +19,8 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from torrentds import metainfo
 from torrentds.errors import StorageError
+from torrentds.torrent import metainfo
 
 STALL_SECONDS = 300.0  # no progress for this long: the disk is hung, give up
 _POLL_MS = 200

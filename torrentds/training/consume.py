@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from torrentds import handoff, manifest
+from torrentds.dataset import manifest
 from torrentds.errors import (
     ManifestError,
     NotReadyError,
@@ -34,6 +34,7 @@ from torrentds.errors import (
     StorageError,
     UsageError,
 )
+from torrentds.training import handoff
 
 POLL_INTERVAL = 0.2  # seconds between looks at the ready log
 # How long no downloader may hold the dataset's lock before readers give up

@@ -33,7 +33,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from torrentds import config as cfg
 from torrentds.errors import (
     ConfigError,
     ConflictError,
@@ -44,7 +43,8 @@ from torrentds.errors import (
     TorrentdsError,
     UsageError,
 )
-from torrentds.sidecar import Sidecar
+from torrentds.sidecar import config as cfg
+from torrentds.sidecar.facade import Sidecar
 
 MAX_BODY = 1 << 20
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")

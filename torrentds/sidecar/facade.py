@@ -14,9 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from torrentds import config as cfg
-from torrentds import engine, handoff, runner, service, transfer
+from torrentds import service
 from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
+from torrentds.sidecar import config as cfg
+from torrentds.swarm import runner, transfer
+from torrentds.torrent import engine
+from torrentds.training import handoff
 
 Log = Callable[[dict[str, Any]], None]
 Hook = Callable[[], None]

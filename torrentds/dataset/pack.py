@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from torrentds.dataset.hashing import FileDigest, PieceHasher
+from torrentds.dataset.scan import Plan, Sample
 from torrentds.errors import InputError, StorageError
-from torrentds.hashing import FileDigest, PieceHasher
-from torrentds.scan import Plan, Sample
 
 MIN_PIECE = 256 << 10
 MAX_PIECE = 16 << 20

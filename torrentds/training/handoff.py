@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from torrentds.dataset.manifest import ShardEntry, write_atomic
 from torrentds.errors import StorageError
-from torrentds.manifest import ShardEntry, write_atomic
 
 STATE_DIR = ".torrentds"
 READY_LOG = "ready.jsonl"

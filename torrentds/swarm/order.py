@@ -20,7 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from torrentds.manifest import ShardEntry
+from torrentds.dataset.manifest import ShardEntry
 
 TOP = 7  # libtorrent's highest priority
 MINE = 6  # a ranked node's own shards outside the window

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from torrentds import engine as eng
 from torrentds.errors import StorageError, TorrentdsError
-from torrentds.transfer import Job, JobResult
+from torrentds.swarm.transfer import Job, JobResult
+from torrentds.torrent import engine as eng
 
 T = TypeVar("T")
 TICK_SECONDS = 0.25

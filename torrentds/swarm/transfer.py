@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torrentds import engine as eng
-from torrentds import handoff, hashing, manifest, order
+from torrentds.dataset import hashing, manifest
+from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import ManifestError, MetainfoError, StorageError, TorrentdsError
-from torrentds.manifest import Manifest, ShardEntry
+from torrentds.swarm import order
+from torrentds.torrent import engine as eng
+from torrentds.training import handoff
 
 Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"

@@ -1,0 +1,1 @@
+"""The dataset side: a folder becomes reproducible WebDataset shards with a manifest."""

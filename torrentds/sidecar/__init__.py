@@ -1,0 +1,1 @@
+"""Several datasets in one long-running process: TOML config, the facade, the HTTP API."""

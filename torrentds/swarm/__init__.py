@@ -1,0 +1,1 @@
+"""One dataset's download and seeding on the engine: order, verification, the loop."""

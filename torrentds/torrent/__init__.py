@@ -1,0 +1,1 @@
+"""Torrents as libtorrent sees them: metainfo, piece checks and the session engine."""
