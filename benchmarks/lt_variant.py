@@ -28,6 +28,7 @@ import libtorrent as lt
 
 # The installed torrentds (editable: the working tree), or swarm.py --rev's via PYTHONPATH.
 import torrentds.swarm.order
+from torrentds import options
 from torrentds.cli import main
 from torrentds.dataset.manifest import ShardEntry
 from torrentds.swarm import transfer
@@ -120,7 +121,7 @@ def _log_uploads(path: str) -> None:
     fh: IO[str] = open(path, "a", buffering=1 << 16)  # noqa: SIM115 (open for the process)
     settings = engine._session_settings
 
-    def with_uploads(opts: engine.SessionOptions) -> Settings:
+    def with_uploads(opts: options.SessionOptions) -> Settings:
         out = settings(opts)
         out["alert_mask"] = int(out["alert_mask"]) | int(lt.alert_category.upload)
         if os.environ.get("TDSB_PICKER_LOG"):

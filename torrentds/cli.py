@@ -30,14 +30,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from torrentds import __version__, service
+from torrentds import __version__, options, service
 from torrentds.errors import TorrentdsError, UsageError
 from torrentds.progress import Advance, Reporter, SilentReporter
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar import server
 from torrentds.sidecar.facade import Sidecar
 from torrentds.swarm import transfer
-from torrentds.torrent import engine
+from torrentds.torrent import addresses
 from torrentds.units import parse_size
 
 
@@ -390,8 +390,8 @@ def _session_options(
     max_upload: int,
     max_download: int,
     utp: bool,
-) -> engine.SessionOptions:
-    return engine.SessionOptions(
+) -> options.SessionOptions:
+    return options.SessionOptions(
         listen=listen,
         upnp=upnp,
         dht=dht,
@@ -514,12 +514,12 @@ def _check_addresses(listen: str | None, peers: tuple[str, ...]) -> None:
     a host name must resolve now (libtorrent dials and binds IPs only)."""
     try:
         if listen is not None:
-            engine.listen_interface(listen)
+            addresses.listen_interface(listen)
     except UsageError as exc:
         raise UsageError(f"--listen {listen}", exc.reason) from exc
     for peer in peers:
         try:
-            engine.peer_address(peer)
+            addresses.peer_address(peer)
         except UsageError as exc:
             raise UsageError(f"--peer {peer}", exc.reason) from exc
 
@@ -737,7 +737,7 @@ def get(
     With --api, the sidecar's HTTP API (status, shards, metrics) is served
     while it runs.
     """
-    opts = service.GetOptions(
+    opts = options.GetOptions(
         source=source,
         directory=directory,
         seed_hours=_float_or_inf(seed_hours) if seed_hours is not None else 0.0,
@@ -771,7 +771,7 @@ def get(
 
 
 def _get_with_api(
-    opts: service.GetOptions,
+    opts: options.GetOptions,
     listen: str,
     token: str | None,
     printer: EventPrinter,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import shutil
 import threading
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from torrentds import options
 from torrentds.dataset import hashing, manifest, pack, scan, shardcheck
 from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import (
@@ -27,6 +27,7 @@ from torrentds.errors import (
     TorrentdsError,
     UsageError,
 )
+from torrentds.options import GetOptions, ordering_of
 from torrentds.progress import Reporter, SilentReporter
 from torrentds.swarm import order, runner, transfer
 from torrentds.torrent import engine, metainfo, piececheck
@@ -415,79 +416,6 @@ def _check_shard(
     return problems, st
 
 
-@dataclass(frozen=True)
-class GetOptions:
-    source: str
-    directory: Path = Path("data")
-    seed_hours: float = 0.0
-    seed_ratio: float | None = None
-    peers: tuple[str, ...] = ()
-    web_seeds: tuple[str, ...] = ()
-    trackers: tuple[str, ...] = ()
-    timeout: float | None = None
-    default_trackers: bool = True
-    rank: int | None = None
-    world_size: int | None = None
-    only_mine: bool = False
-    window: int | None = None  # None: order.Ordering's default
-    slice: str | None = None  # "I/K": this is peer I of K fetching the same data
-    session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
-
-
-def ordering_of(opts: GetOptions) -> order.Ordering:
-    """The fetch order a get's options ask for; UsageError if they contradict."""
-    if (opts.rank is None) != (opts.world_size is None):
-        raise UsageError("--rank/--world-size", "give both, or neither")
-    if (
-        opts.world_size is not None
-        and opts.rank is not None
-        and (opts.world_size < 1 or not 0 <= opts.rank < opts.world_size)
-    ):
-        raise UsageError(f"{opts.rank}/{opts.world_size}", "need 0 <= rank < world size")
-    if opts.only_mine and opts.rank is None:
-        raise UsageError("--only-mine", "needs --rank and --world-size")
-    if opts.window is not None and opts.window < 1:
-        raise UsageError(str(opts.window), "--window must be at least 1")
-    slice_ = _slice(opts.slice) if opts.slice is not None else None
-    if slice_ is not None and slice_.count == 1:
-        slice_ = None  # 0/1: the whole torrent, a plain get
-    if slice_ is not None and opts.rank is not None:
-        raise UsageError(
-            f"--slice {opts.slice}", "orders by piece, --rank by shard: give one of them"
-        )
-    if slice_ is not None and opts.window is not None:
-        raise UsageError(
-            f"--window {opts.window}", "a slice has no window: give one of --slice, --window"
-        )
-    # Each peer its own shuffle, so a fresh swarm spreads over different shards.
-    return order.Ordering(
-        rank=opts.rank,
-        world_size=opts.world_size,
-        only_mine=opts.only_mine,
-        window=order.Ordering.window if opts.window is None else opts.window,
-        seed=secrets.randbits(64),
-        slice=slice_,
-    )
-
-
-def _slice(text: str) -> order.Slice:
-    index, sep, count = text.partition("/")
-    try:
-        out = order.Slice(int(index), int(count)) if sep else None
-    except ValueError:
-        out = None
-    if out is None or not 0 <= out.index < out.count:
-        raise UsageError(text, "--slice wants I/K with 0 <= I < K, e.g. 2/6")
-    return out
-
-
-def _check_seed_limits(hours: float, ratio: float | None) -> None:
-    if math.isnan(hours) or hours < 0:
-        raise UsageError(str(hours), "--seed-hours must be >= 0 (or inf)")
-    if ratio is not None and (math.isnan(ratio) or ratio < 0):
-        raise UsageError(str(ratio), "--seed-ratio must be >= 0")
-
-
 def _manifest_first(files: list[engine.FileEntry]) -> tuple[int, ...] | None:
     """Only the manifest wanted at first: it says what every shard must be."""
     # A multi-file torrent's paths are NAME/...; a single file has no manifest.
@@ -499,7 +427,7 @@ def _manifest_first(files: list[engine.FileEntry]) -> tuple[int, ...] | None:
 
 def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, str]:
     """Check a get's options and turn them into what the engine and job need."""
-    _check_seed_limits(opts.seed_hours, opts.seed_ratio)
+    options.check_seed_limits(opts.seed_hours, opts.seed_ratio)
     ordering = ordering_of(opts)
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
@@ -558,7 +486,7 @@ class SeedOptions:
     seed_ratio: float | None = None
     skip_check: bool = False
     peers: tuple[str, ...] = ()
-    session: engine.SessionOptions = field(default_factory=engine.SessionOptions)
+    session: options.SessionOptions = field(default_factory=options.SessionOptions)
 
 
 def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
@@ -567,7 +495,7 @@ def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> trans
     Any torrent's data can be seeded: ``folder`` is its folder (whatever its
     name), or for a single-file torrent the file itself (named as in the torrent).
     """
-    _check_seed_limits(opts.seed_hours, opts.seed_ratio)
+    options.check_seed_limits(opts.seed_hours, opts.seed_ratio)
     folder = Path(os.path.abspath(opts.folder))
     if not folder.exists():
         raise StorageError(folder, "no such folder")
@@ -620,7 +548,7 @@ def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> trans
 
 
 def _run_job(
-    session: engine.SessionOptions,
+    session: options.SessionOptions,
     spec: engine.AddSpec,
     job_opts: transfer.JobOptions,
     emit: transfer.Emit,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from torrentds.errors import ConfigError, UsageError
-from torrentds.service import GetOptions, ordering_of
-from torrentds.torrent.engine import SessionOptions, listen_interface, split_host_port
+from torrentds.options import GetOptions, SessionOptions, ordering_of
+from torrentds.torrent.addresses import listen_interface, split_host_port
 from torrentds.units import parse_size
 
 DEFAULT_API = "127.0.0.1:8700"

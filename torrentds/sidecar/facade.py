@@ -14,11 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from torrentds import service
+from torrentds import options, service
 from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
 from torrentds.sidecar import config as cfg
 from torrentds.swarm import runner, transfer
-from torrentds.torrent import engine
+from torrentds.torrent import addresses, engine
 from torrentds.training import handoff
 
 Log = Callable[[dict[str, Any]], None]
@@ -42,7 +42,7 @@ class Sidecar:
         return self.runner.running.is_set()
 
     # -- datasets ---------------------------------------------------------------
-    def add(self, opts: service.GetOptions) -> dict[str, Any]:
+    def add(self, opts: options.GetOptions) -> dict[str, Any]:
         """Start fetching (and seeding) a dataset; returns its status."""
         spec, job_opts, name = service.prepare_get(opts)
         _check_before_add(spec, opts.peers)
@@ -208,7 +208,7 @@ class Sidecar:
 
     def run_get(
         self,
-        opts: service.GetOptions,
+        opts: options.GetOptions,
         emit: transfer.Emit,
         stop: threading.Event,
         on_running: Hook | None = None,
@@ -274,7 +274,7 @@ def _check_before_add(spec: engine.AddSpec, peers: Sequence[str]) -> None:
     session: a peer name that does not resolve; a symlink that takes the state
     folder (resume data) out of DIR (``prepare_get`` checked DIR/NAME)."""
     for peer in peers:
-        engine.peer_address(peer)
+        addresses.peer_address(peer)
     state = Path(transfer.STATE_DIR)
     written = [str(state / "resume"), str(state / handoff.EXTERNAL_DIR)]
     transfer.check_inside(spec.save_path, written)

@@ -1,0 +1,104 @@
+"""What a get and a session are asked to do, with the checks every front end
+shares (command line, TOML config, HTTP API); standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torrentds.errors import UsageError
+from torrentds.swarm import order
+
+DEFAULT_LISTEN = "0.0.0.0:6881"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How the session talks to the network. The defaults phone no one."""
+
+    # None: DEFAULT_LISTEN, or the next free port when another client has it
+    # (two gets on one machine). A port asked for is that port or an error.
+    listen: str | None = None
+    upnp: bool = False  # UPnP and NAT-PMP
+    dht: bool = False
+    dht_bootstrap: tuple[str, ...] = ()
+    lsd: bool = False
+    max_upload: int = 0  # bytes/s, 0 = unlimited; applies to LAN/loopback peers too
+    max_download: int = 0
+    utp: bool = False
+
+
+@dataclass(frozen=True)
+class GetOptions:
+    source: str
+    directory: Path = Path("data")
+    seed_hours: float = 0.0
+    seed_ratio: float | None = None
+    peers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()
+    timeout: float | None = None
+    default_trackers: bool = True
+    rank: int | None = None
+    world_size: int | None = None
+    only_mine: bool = False
+    window: int | None = None  # None: order.Ordering's default
+    slice: str | None = None  # "I/K": this is peer I of K fetching the same data
+    session: SessionOptions = field(default_factory=SessionOptions)
+
+
+def ordering_of(opts: GetOptions) -> order.Ordering:
+    """The fetch order a get's options ask for; UsageError if they contradict."""
+    if (opts.rank is None) != (opts.world_size is None):
+        raise UsageError("--rank/--world-size", "give both, or neither")
+    if (
+        opts.world_size is not None
+        and opts.rank is not None
+        and (opts.world_size < 1 or not 0 <= opts.rank < opts.world_size)
+    ):
+        raise UsageError(f"{opts.rank}/{opts.world_size}", "need 0 <= rank < world size")
+    if opts.only_mine and opts.rank is None:
+        raise UsageError("--only-mine", "needs --rank and --world-size")
+    if opts.window is not None and opts.window < 1:
+        raise UsageError(str(opts.window), "--window must be at least 1")
+    slice_ = _slice(opts.slice) if opts.slice is not None else None
+    if slice_ is not None and slice_.count == 1:
+        slice_ = None  # 0/1: the whole torrent, a plain get
+    if slice_ is not None and opts.rank is not None:
+        raise UsageError(
+            f"--slice {opts.slice}", "orders by piece, --rank by shard: give one of them"
+        )
+    if slice_ is not None and opts.window is not None:
+        raise UsageError(
+            f"--window {opts.window}", "a slice has no window: give one of --slice, --window"
+        )
+    # Each peer its own shuffle, so a fresh swarm spreads over different shards.
+    return order.Ordering(
+        rank=opts.rank,
+        world_size=opts.world_size,
+        only_mine=opts.only_mine,
+        window=order.Ordering.window if opts.window is None else opts.window,
+        seed=secrets.randbits(64),
+        slice=slice_,
+    )
+
+
+def _slice(text: str) -> order.Slice:
+    index, sep, count = text.partition("/")
+    try:
+        out = order.Slice(int(index), int(count)) if sep else None
+    except ValueError:
+        out = None
+    if out is None or not 0 <= out.index < out.count:
+        raise UsageError(text, "--slice wants I/K with 0 <= I < K, e.g. 2/6")
+    return out
+
+
+def check_seed_limits(hours: float, ratio: float | None) -> None:
+    if math.isnan(hours) or hours < 0:
+        raise UsageError(str(hours), "--seed-hours must be >= 0 (or inf)")
+    if ratio is not None and (math.isnan(ratio) or ratio < 0):
+        raise UsageError(str(ratio), "--seed-ratio must be >= 0")
