@@ -1,6 +1,7 @@
-"""The only libtorrent importer: one session, its settings, alerts as plain events.
+"""The libtorrent session: its settings, torrents added to it, alerts as plain events.
 
-Everything above this module sees dataclasses (``SessionOptions``,
+Only the ``torrent`` folder imports libtorrent (``metainfo`` reads torrents
+with it, ``piececheck`` checks pieces offline). Everything above sees dataclasses (``SessionOptions``,
 ``TorrentStatus``, the ``Event`` types) and ``TorrentRef`` handles; libtorrent's
 types and errors do not leak out.
 """
