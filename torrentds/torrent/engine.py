@@ -1,9 +1,9 @@
 """The libtorrent session: its settings, torrents added to it, alerts as plain events.
 
 Only the ``torrent`` folder imports libtorrent (``metainfo`` reads torrents
-with it, ``piececheck`` checks pieces offline). Everything above sees dataclasses (``SessionOptions``,
-``TorrentStatus``, the ``Event`` types) and ``TorrentRef`` handles; libtorrent's
-types and errors do not leak out.
+with it, ``piececheck`` checks pieces offline). Everything above sees
+dataclasses (``SessionOptions``, ``TorrentStatus``, the ``Event`` types) and
+``TorrentRef`` handles; libtorrent's types and errors do not leak out.
 """
 
 from __future__ import annotations
