@@ -25,6 +25,7 @@ import libtorrent as lt
 import pytest
 
 from tests.conftest import CliRun, ConsoleRun, assert_one_line_error
+from tests.corpus import bencode
 from tests.procs import ISOLATED, Torrentds, running
 from torrentds.torrent import metainfo
 
@@ -215,25 +216,6 @@ def test_missing_and_short_files_named(tmp_path: Path, cli: CliRun) -> None:
     assert not (content / "zero").exists(), "the check created a file"
 
 
-def bencode_in_order(value: object) -> bytes:
-    """Bencoding that keeps dict keys in the order given (not the canonical sorted order)."""
-    if isinstance(value, int):
-        return b"i%de" % value
-    if isinstance(value, str):
-        value = value.encode()
-    if isinstance(value, bytes):
-        return b"%d:%s" % (len(value), value)
-    if isinstance(value, list):
-        return b"l" + b"".join(bencode_in_order(v) for v in value) + b"e"
-    if isinstance(value, dict):
-        return (
-            b"d"
-            + b"".join(bencode_in_order(k) + bencode_in_order(v) for k, v in value.items())
-            + b"e"
-        )
-    raise TypeError(type(value))
-
-
 def test_keys_out_of_order(content: Path, tmp_path: Path, cli: CliRun) -> None:
     """The info-hash is of the info dict's bytes as written, not of a re-encoding."""
     files = on_disk(content)
@@ -246,8 +228,8 @@ def test_keys_out_of_order(content: Path, tmp_path: Path, cli: CliRun) -> None:
         info["files"] = [{"path": rel.split("/"), "length": size} for rel, size in files.items()]
     else:
         info["length"] = len(blob)
-    raw_info = bencode_in_order(info)
-    data = b"d8:announce" + bencode_in_order(ANNOUNCE) + b"4:info" + raw_info + b"e"
+    raw_info = bencode(info)
+    data = b"d8:announce" + bencode(ANNOUNCE) + b"4:info" + raw_info + b"e"
     assert (
         hashlib.sha1(lt.bencode(lt.bdecode(raw_info))).digest() != hashlib.sha1(raw_info).digest()
     )

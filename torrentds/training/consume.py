@@ -54,6 +54,7 @@ class ReadyStatus:
     total: int | None  # the split's shards per the manifest (None: manifest not read yet)
     missing: list[str]  # shard paths not ready yet, in manifest order
     root: str = ""  # ``folder``, or a single-file torrent's folder (its parent)
+    shards: tuple[str, ...] = ()  # every shard of the split, in manifest order (once known)
 
     @property
     def paths(self) -> list[str]:
@@ -188,18 +189,8 @@ def shard_urls(
     part of the split without a word. To start on the first shard, iterate
     :func:`ready_shards` instead.
     """
-    folder = Path(os.path.abspath(dataset_dir))
-    _check_timeout(timeout)
-    watch = _Watch(folder, split)
-    started = time.monotonic()
-    while not watch.done:
-        watch.poll()
-        if watch.done:
-            break
-        watch.raise_if_failed()
-        _pause(started, timeout, POLL_INTERVAL, watch)
-    assert watch.wanted is not None
-    return [str(watch.place.root / p) for p in watch.wanted]
+    status = wait_ready(dataset_dir, split, None, timeout)
+    return [str(Path(status.root) / p) for p in status.shards]
 
 
 def shard_pattern(dataset_dir: PathLike, split: str = "train") -> str:
@@ -405,6 +396,7 @@ class _Watch:
             total=None if self.wanted is None else len(self.wanted),
             missing=[p for p in self.wanted or () if p not in self.seen],
             root=str(self.place.root),
+            shards=tuple(self.wanted or ()),
         )
 
     def raise_if_failed(self) -> None:
