@@ -267,10 +267,6 @@ def downloader_running(state: Path) -> bool | None:
     return False
 
 
-def error_path(dataset_dir: Path) -> Path:
-    return place_of(dataset_dir).state / ERROR_FILE
-
-
 def report_error(dataset_dir: Path, message: str, state: Path | None = None) -> None:
     """Tell readers the downloader failed for good: ``STATE/error.json``,
     ``{"message", "time"}``, written atomically (temp file, fsync, rename)."""
