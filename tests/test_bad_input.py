@@ -272,6 +272,10 @@ def test_api_bad_bodies_are_400(sidecar_root: tuple[Torrentds, Api, Path]) -> No
         "a deep dir": f'{{"source": "x", "dir": {deep_value}}}'.encode(),
         "a deep peer list": f'{{"source": "x", "dir": "d", "peers": {deep_value}}}'.encode(),
         "a long unknown key": b'{"' + b"k" * 100_000 + b'": 1, "dir": "d", "source": "x"}',
+        # URLs no request can go to are bad input (400), not an upstream failure (502)
+        "a URL with no host": b'{"source": "http://", "dir": "d"}',
+        "a URL with a bad port": b'{"source": "http://localhost:99999999/x.torrent", "dir": "d"}',
+        "a URL with a bad port name": b'{"source": "https://localhost:ab/x.torrent", "dir": "d"}',
     }
     for what, body in bodies.items():
         doc = post_raw(api, body)

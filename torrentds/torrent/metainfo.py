@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, quote_from_bytes
+from urllib.parse import parse_qsl, quote, quote_from_bytes, urlsplit
 
 import libtorrent as lt
 import requests
@@ -371,8 +371,42 @@ def _magnet_length(uri: str) -> int:
     return 0
 
 
+def check_http_url(url: str) -> None:
+    """Refuse, as bad input, a URL no request could be sent to (``http://``, ``ftp://x``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise MetainfoError(_subject(url), f"not a valid URL: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise MetainfoError(_subject(url), "not an http:// or https:// URL")
+    if not host:
+        raise MetainfoError(_subject(url), "not a valid URL: no host name")
+
+
+def request_failure(exc: Exception) -> str:
+    """Why a request failed, in words rather than a class name."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed (host unreachable, refused or unknown)"
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+        return "not a URL that can be fetched"
+    if isinstance(
+        exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    ):
+        return "the answer was cut off or garbled"
+    return "request failed"
+
+
 def fetch_torrent(url: str) -> bytes:
     """Download a .torrent over http(s); refuses HTML and error pages."""
+    check_http_url(url)
     try:
         resp = requests.get(url, timeout=HTTP_TIMEOUT, stream=True)
         resp.raise_for_status()
@@ -381,7 +415,7 @@ def fetch_torrent(url: str) -> bytes:
         code = exc.response.status_code if exc.response is not None else "?"
         raise FetchError(url, f"HTTP {code}") from exc
     except (requests.RequestException, OSError) as exc:
-        raise FetchError(url, f"cannot fetch: {type(exc).__name__}") from exc
+        raise FetchError(url, f"cannot fetch: {request_failure(exc)}") from exc
     if not data.startswith(b"d"):
         kind = resp.headers.get("Content-Type", "unknown type")
         raise FetchError(url, f"answer is not a torrent file ({kind})")
@@ -395,7 +429,7 @@ def check_web_seed(url: str, name: str, first_file: str, timeout: float = 10.0) 
         resp = requests.get(target, headers={"Range": "bytes=0-0"}, timeout=timeout, stream=True)
         resp.close()
     except requests.RequestException as exc:
-        return f"{target}: web seed did not answer ({type(exc).__name__})"
+        return f"{target}: web seed did not answer ({request_failure(exc)})"
     if resp.status_code != 206:
         return f"{target}: web seed answered HTTP {resp.status_code} to a Range request, not 206"
     return None
