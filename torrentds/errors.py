@@ -1,18 +1,19 @@
 """The one error tree: every error names the path or value it is about.
 
-Errors print as ``subject: reason`` (one line) and carry the exit code the CLI
-uses, so no caller needs to know which module raised them.
+Errors print as ``subject: reason`` (one line). ``exit_code_of`` and
+``http_status_of`` read one table (``OUTCOMES``), so the CLI and the HTTP API
+answer the same error the same way and no caller needs to know which module
+raised it.
 """
 
 from __future__ import annotations
 
 import os
+from http import HTTPStatus
 
 
 class TorrentdsError(Exception):
     """Base error: ``subject`` is the offending path or value."""
-
-    exit_code = 1
 
     def __init__(self, subject: str | os.PathLike[str], reason: str) -> None:
         self.subject = os.fspath(subject)
@@ -25,9 +26,7 @@ class TorrentdsError(Exception):
 
 
 class UsageError(TorrentdsError):
-    """A command-line value that cannot be used (exit 2, like click's own)."""
-
-    exit_code = 2
+    """A command-line (or config, or API) value that cannot be used."""
 
 
 class InputError(TorrentdsError):
@@ -76,3 +75,37 @@ class NotFoundError(TorrentdsError):
 
 class ConflictError(TorrentdsError):
     """The torrent is already in the sidecar."""
+
+
+class DuplicateTorrentError(ConflictError):
+    """The torrent is already in this session."""
+
+
+# Error class -> (exit code, HTTP status); the most specific class listed wins.
+# Exit 2 is usage, as click's own; 1 is everything else.
+OUTCOMES: dict[type[TorrentdsError], tuple[int, HTTPStatus]] = {
+    TorrentdsError: (1, HTTPStatus.INTERNAL_SERVER_ERROR),
+    UsageError: (2, HTTPStatus.BAD_REQUEST),
+    ConfigError: (1, HTTPStatus.BAD_REQUEST),
+    MetainfoError: (1, HTTPStatus.BAD_REQUEST),
+    NotFoundError: (1, HTTPStatus.NOT_FOUND),
+    ConflictError: (1, HTTPStatus.CONFLICT),
+    FetchError: (1, HTTPStatus.BAD_GATEWAY),
+}
+
+
+def _outcome(exc: TorrentdsError) -> tuple[int, HTTPStatus]:
+    for cls in type(exc).__mro__:
+        if cls in OUTCOMES:
+            return OUTCOMES[cls]
+    return OUTCOMES[TorrentdsError]
+
+
+def exit_code_of(exc: TorrentdsError) -> int:
+    """The CLI's exit code for ``exc``."""
+    return _outcome(exc)[0]
+
+
+def http_status_of(exc: TorrentdsError) -> HTTPStatus:
+    """The HTTP API's status for ``exc``."""
+    return _outcome(exc)[1]

@@ -24,12 +24,11 @@ from torrentds.errors import (
     OutputExistsError,
     ShardError,
     StorageError,
-    TorrentdsError,
     UsageError,
 )
 from torrentds.options import GetOptions, ordering_of
 from torrentds.progress import Reporter, SilentReporter
-from torrentds.swarm import order, runner, transfer
+from torrentds.swarm import events, order, runner, transfer
 from torrentds.torrent import engine, metainfo, piececheck
 from torrentds.training import consume, handoff
 
@@ -472,7 +471,7 @@ def _read_resume(path: Path) -> bytes | None:
         raise StorageError(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
-def get(opts: GetOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
+def get(opts: GetOptions, emit: events.Emit, stop: threading.Event) -> events.JobResult:
     """Download SOURCE into ``opts.directory``, verify every shard, then seed."""
     spec, job_opts, name = prepare_get(opts)
     return _run_job(opts.session, spec, job_opts, emit, stop, name)
@@ -489,7 +488,7 @@ class SeedOptions:
     session: options.SessionOptions = field(default_factory=options.SessionOptions)
 
 
-def seed(opts: SeedOptions, emit: transfer.Emit, stop: threading.Event) -> transfer.JobResult:
+def seed(opts: SeedOptions, emit: events.Emit, stop: threading.Event) -> events.JobResult:
     """Seed an existing dataset folder (hash-checked first unless ``skip_check``).
 
     Any torrent's data can be seeded: ``folder`` is its folder (whatever its
@@ -551,33 +550,17 @@ def _run_job(
     session: options.SessionOptions,
     spec: engine.AddSpec,
     job_opts: transfer.JobOptions,
-    emit: transfer.Emit,
+    emit: events.Emit,
     stop: threading.Event,
     name: str,
-) -> transfer.JobResult:
+) -> events.JobResult:
     eng = engine.Engine(session)
-    job: transfer.Job | None = None
     try:
-        job = transfer.Job(eng, spec, job_opts, emit, known_name=name)
+        with runner.errors_as_ours(name or "job"):
+            job = transfer.Job(eng, spec, job_opts, emit, known_name=name)
         run = runner.Runner(eng)
-        run.add(job)
-        run.run(stop, until_empty=True)
-        done = run.finished.get(job.ref.infohash)
-        if done is None or done.result is None:
-            raise TorrentdsError(name or "job", "ended without a result")
-        return done.result
-    except Exception as exc:
-        # Any failure, ours or not, ends as one line; the training process is
-        # told to stop waiting for shards.
-        error = runner.as_error(exc, name or "job")
-        if job is not None:
-            job.report_error(str(error))
-        if error is exc:
-            raise
-        raise error from exc
+        return runner.run_job(run, job, lambda: run.run(stop, until_empty=True))
     finally:
-        if job is not None:
-            job.release()
         eng.close()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from torrentds.errors import TorrentdsError
+from torrentds.errors import TorrentdsError, exit_code_of
 from torrentds.units import parse_size
 
 
@@ -42,7 +42,7 @@ def run_command(fn: Callable[[], None]) -> None:
         fn()
     except TorrentdsError as exc:
         click.echo(f"torrentds: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:
         click.echo("torrentds: interrupted", err=True)
         sys.exit(130)
@@ -70,7 +70,7 @@ def run_job_command(fn: Callable[[], None], as_json: bool) -> None:
                 json.dumps({"event": "error", "message": str(exc), "time": round(time.time(), 3)})
             )
         click.echo(f"torrentds: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:  # Ctrl-C before the job's own handler is installed
         click.echo("torrentds: interrupted", err=True)
         sys.exit(130)

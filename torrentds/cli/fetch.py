@@ -36,7 +36,7 @@ from torrentds.errors import UsageError
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar import server
 from torrentds.sidecar.facade import Sidecar
-from torrentds.swarm import transfer
+from torrentds.swarm import events
 from torrentds.torrent import addresses
 
 
@@ -182,7 +182,7 @@ def check_addresses(listen: str | None, peers: tuple[str, ...]) -> None:
             raise UsageError(f"--peer {peer}", exc.reason) from exc
 
 
-def exit_if_interrupted(stop: Stop, printer: EventPrinter, result: transfer.JobResult) -> None:
+def exit_if_interrupted(stop: Stop, printer: EventPrinter, result: events.JobResult) -> None:
     """A signal before the job completed exits 128 + its number (130 SIGINT, 143
     SIGTERM), as a shell reports it, so a script can tell an interrupted run from a
     finished one. Once complete (seeding), stopping is how a run ends: exit 0."""
@@ -232,49 +232,58 @@ class EventPrinter:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event["event"] in ("completed", "seeding"):
+    def __call__(self, event: events.JobEvent) -> None:
+        if isinstance(event, events.Failed):
+            return  # raised to the command, which prints it once (``run_job_command``)
+        if isinstance(event, events.Completed | events.Seeding):
             self.reached_seeding = True
         if self.as_json:
-            click.echo(json.dumps({**event, "time": round(time.time(), 3)}, sort_keys=True))
-            return
-        kind = event["event"]
-        if kind == "progress" and self._progress is not None:
-            self._progress.update(
-                self._task,
-                description=event["state"],
-                completed=event["done"],
-                total=event["total"] or None,
-                down=human(event["down_rate"]),
-                up=human(event["up_rate"]),
-                peers=event["peers"],
-                shards=f"{event['shards_ready']}/{event['shards_total']}",
-            )
-        elif kind == "progress":
-            return
-        elif kind == "started":
-            err_console.print(
-                f"torrentds: {event['infohash']} listening on port {event['listen_port']}"
-            )
-        elif kind == "metadata":
-            err_console.print(
-                f"torrentds: {event['name']}: {human(event['bytes'])} in {event['files']} files"
-            )
-        elif kind == "warning":
-            err_console.print(f"torrentds: warning: {event['message']}")
-        elif kind == "completed":
-            err_console.print(f"torrentds: complete, every shard verified: {event['dataset_dir']}")
-        elif kind == "seeding":
-            hours = event["hours"]
-            err_console.print(
-                "torrentds: seeding "
-                + ("until stopped" if hours is None else f"for up to {hours:g} h")
-            )
-        elif kind == "api":
-            err_console.print(f"torrentds: API on {event['url']}")
+            self._json(events.as_json(event))
+        elif isinstance(event, events.Progress):
+            if self._progress is not None:
+                self._progress.update(
+                    self._task,
+                    description=event.state,
+                    completed=event.done,
+                    total=event.total or None,
+                    down=human(event.down_rate),
+                    up=human(event.up_rate),
+                    peers=event.peers,
+                    shards=f"{event.shards_ready}/{event.shards_total}",
+                )
+        elif isinstance(event, events.Started):
+            err_console.print(f"torrentds: {event.infohash} listening on port {event.listen_port}")
+        elif isinstance(event, events.Metadata):
+            size = human(event.bytes)
+            err_console.print(f"torrentds: {event.name}: {size} in {event.files} files")
+        elif isinstance(event, events.Warned):
+            err_console.print(f"torrentds: warning: {event.message}")
+        elif isinstance(event, events.Completed):
+            err_console.print(f"torrentds: complete, every shard verified: {event.dataset_dir}")
+        elif isinstance(event, events.Seeding):
+            hours = event.hours
+            until = "until stopped" if hours is None else f"for up to {hours:g} h"
+            err_console.print(f"torrentds: seeding {until}")
+
+    def api(self, url: str) -> None:
+        """The sidecar API of ``get --api`` is up."""
+        if self.as_json:
+            self._json({"event": "api", "url": url})
+        else:
+            err_console.print(f"torrentds: API on {url}")
+
+    def log(self, doc: dict[str, Any]) -> None:
+        """The sidecar's log of ``get --api``: events of datasets added through the API."""
+        if self.as_json:
+            self._json(doc)
+        elif doc.get("event") in ("warning", "error"):
+            err_console.print(f"torrentds: {doc['event']}: [{doc.get('dataset')}] {doc['message']}")
+
+    def _json(self, doc: dict[str, Any]) -> None:
+        click.echo(json.dumps({**doc, "time": round(time.time(), 3)}, sort_keys=True))
 
 
-def print_summary(result: transfer.JobResult) -> None:
+def print_summary(result: events.JobResult) -> None:
     click.echo(
         f"{'stopped' if result.stopped else 'done'}: {result.name} "
         f"downloaded {human(result.downloaded)}, uploaded {human(result.uploaded)}, "
@@ -436,18 +445,18 @@ def _get_with_api(
     token: str | None,
     printer: EventPrinter,
     stop: threading.Event,
-) -> transfer.JobResult:
+) -> events.JobResult:
     """``get --api``: the same job, run in a one-dataset sidecar that serves the API."""
     api = server.ApiServer(listen, token)  # a refused or busy address fails before any work
     conf = sidecar_config.SidecarConfig(
         session=opts.session, api=listen, api_token=token, data_root=(opts.directory,)
     )
     try:
-        sc = Sidecar(conf, printer)
+        sc = Sidecar(conf, printer.log)
 
         def serving() -> None:
             api.start(sc)
-            printer({"event": "api", "url": api.url})
+            printer.api(api.url)
 
         return sc.run_get(opts, printer, stop, on_running=serving, on_stopping=api.close)
     finally:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from torrentds import options, service
-from torrentds.errors import ConflictError, NotFoundError, TorrentdsError
+from torrentds.errors import NotFoundError, TorrentdsError
 from torrentds.sidecar import config as cfg
-from torrentds.swarm import runner, transfer
+from torrentds.swarm import events, runner, transfer
 from torrentds.torrent import addresses, engine
 from torrentds.training import handoff
 
@@ -30,7 +30,7 @@ class Sidecar:
         self.conf = conf
         self.log = log
         self.engine = engine.Engine(conf.session)
-        self.runner = runner.Runner(self.engine, isolate_errors=True)
+        self.runner = runner.Runner(self.engine)
         # (source, dir) of each dataset the config asked for -> its info-hash
         self.from_config: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -50,26 +50,16 @@ class Sidecar:
         def start() -> dict[str, Any]:
             if self._ended:
                 raise TorrentdsError(opts.source, "the sidecar is stopping")
-            holder: list[transfer.Job] = []
-            emit = self._emitter(name, holder)
-            job = transfer.Job(self.engine, spec, job_opts, emit, known_name=name)
-            holder.append(job)
-            if job.ref.infohash in self.runner.jobs:
-                raise ConflictError(job.ref.infohash, "already in this sidecar")
+            job = transfer.Job(self.engine, spec, job_opts, self._emitter(name), known_name=name)
             self.runner.add(job)
             failed = self.runner.finished.get(job.ref.infohash)
             if failed is not None and failed.error is not None:
-                raise TorrentdsError(opts.source[:100], failed.error)
+                raise failed.error
             return job.snapshot()
 
-        try:
+        # One dataset's bad input must not reach the API as a 500.
+        with runner.errors_as_ours(opts.source[:100]):
             return self.runner.submit(start)
-        except TorrentdsError as exc:
-            if "duplicate" in exc.reason:
-                raise ConflictError(opts.source, "already in this sidecar") from exc
-            raise
-        except Exception as exc:  # one dataset's bad input must not reach the API as a 500
-            raise runner.as_error(exc, opts.source[:100]) from exc
 
     def remove(self, infohash: str) -> dict[str, Any]:
         """Stop one torrent, saving resume data; its files stay."""
@@ -81,7 +71,7 @@ class Sidecar:
                     raise NotFoundError(infohash, "no such torrent in this sidecar")
                 # A dataset that failed: forget it (its files stay), so it can be added again.
                 del self.runner.finished[infohash]
-                return {"infohash": infohash, "state": "removed", "error": ended.error}
+                return {"infohash": infohash, "state": "removed", "error": str(ended.error)}
             done = self.runner.remove(infohash, stopped=True)
             return asdict(done.result) if done.result else {"infohash": infohash}
 
@@ -109,7 +99,7 @@ class Sidecar:
                         }
                     )
                 else:
-                    out.append({"infohash": infohash, "state": "error", "error": done.error})
+                    out.append({"infohash": infohash, "state": "error", "error": str(done.error)})
             return out
 
         return self.runner.submit(collect)
@@ -209,62 +199,41 @@ class Sidecar:
     def run_get(
         self,
         opts: options.GetOptions,
-        emit: transfer.Emit,
+        emit: events.Emit,
         stop: threading.Event,
         on_running: Hook | None = None,
         on_stopping: Hook | None = None,
-    ) -> transfer.JobResult:
+    ) -> events.JobResult:
         """``get`` inside a sidecar (``get --api``): returns when its job ends.
 
         Events go to ``emit`` unchanged, as in ``service.get``; datasets added
         through the API meanwhile are stopped (resume data saved) with it.
         """
-        failures: list[str] = []
-
-        def own(event: dict[str, Any]) -> None:
-            if event["event"] == "error":  # raised below, as ``get`` does
-                failures.append(str(event.get("message")))
-            else:
-                emit(event)
-
         try:
             spec, job_opts, name = service.prepare_get(opts)
             _check_before_add(spec, opts.peers)
-            job = transfer.Job(self.engine, spec, job_opts, own, known_name=name)
-            self.runner.add(job)
+            with runner.errors_as_ours(name or opts.source[:100]):
+                job = transfer.Job(self.engine, spec, job_opts, emit, known_name=name)
         except BaseException:
             self._ended = True
             self.engine.close()
             raise
-        infohash = job.ref.infohash
-        try:
-            self.run(
+        return runner.run_job(
+            self.runner,
+            job,
+            lambda: self.run(
                 stop,
                 load_config=False,
-                until_done=infohash,
+                until_done=job.ref.infohash,
                 on_running=on_running,
                 on_stopping=on_stopping,
-            )
-        except TorrentdsError as exc:
-            _report_error(job, str(exc))
-            raise
-        done = self.runner.finished.get(infohash)
-        if done is not None and done.result is not None:
-            return done.result
-        message = (done.error if done else None) or (failures[0] if failures else "")
-        _report_error(job, message or "ended without a result")
-        subject, sep, reason = message.partition(": ")
-        if sep:
-            raise TorrentdsError(subject, reason)
-        raise TorrentdsError(name or infohash, message or "ended without a result")
+            ),
+        )
 
-    def _emitter(self, name: str, holder: list[transfer.Job]) -> transfer.Emit:
-        def emit(event: dict[str, Any]) -> None:
-            if event["event"] == "error" and holder:
-                # Tell the training process waiting on this dataset to stop waiting.
-                _report_error(holder[0], str(event.get("message")))
-            if event["event"] != "progress":
-                self.log({**event, "dataset": name})
+    def _emitter(self, name: str) -> events.Emit:
+        def emit(event: events.JobEvent) -> None:
+            if not isinstance(event, events.Progress):
+                self.log({**events.as_json(event), "dataset": name})
 
         return emit
 
@@ -278,9 +247,3 @@ def _check_before_add(spec: engine.AddSpec, peers: Sequence[str]) -> None:
     state = Path(transfer.STATE_DIR)
     written = [str(state / "resume"), str(state / handoff.EXTERNAL_DIR)]
     transfer.check_inside(spec.save_path, written)
-
-
-def _report_error(job: transfer.Job, message: str) -> None:
-    """``error.json`` in a failed get's dataset folder (not for a seeder's)."""
-    job.report_error(message)
-    job.release()

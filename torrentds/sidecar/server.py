@@ -35,13 +35,11 @@ from prometheus_client.registry import Collector
 
 from torrentds.errors import (
     ConfigError,
-    ConflictError,
-    FetchError,
-    MetainfoError,
     NotFoundError,
     StorageError,
     TorrentdsError,
     UsageError,
+    http_status_of,
 )
 from torrentds.sidecar import config as cfg
 from torrentds.sidecar.facade import Sidecar
@@ -356,18 +354,6 @@ def _one(query: dict[str, list[str]], key: str) -> str | None:
     return values[-1]
 
 
-def _status_of(exc: TorrentdsError) -> HTTPStatus:
-    if isinstance(exc, (UsageError, MetainfoError, ConfigError)):
-        return HTTPStatus.BAD_REQUEST
-    if isinstance(exc, NotFoundError):
-        return HTTPStatus.NOT_FOUND
-    if isinstance(exc, ConflictError):
-        return HTTPStatus.CONFLICT
-    if isinstance(exc, FetchError):
-        return HTTPStatus.BAD_GATEWAY
-    return HTTPStatus.INTERNAL_SERVER_ERROR
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -435,7 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             status, body, ctype = exc.status, _error(exc.status, exc.detail), "application/json"
         except TorrentdsError as exc:
-            status = _status_of(exc)
+            status = http_status_of(exc)
             body, ctype = _error(status, str(exc)), "application/json"
         except Exception as exc:  # a bug: answer 500 rather than drop the connection
             status = HTTPStatus.INTERNAL_SERVER_ERROR

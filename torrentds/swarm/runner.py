@@ -12,12 +12,13 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torrentds.errors import StorageError, TorrentdsError
-from torrentds.swarm.transfer import Job, JobResult
+from torrentds.swarm.events import Done, Failed, JobResult
+from torrentds.swarm.transfer import Job
 from torrentds.torrent import engine as eng
 
 T = TypeVar("T")
@@ -29,7 +30,13 @@ class Finished:
     """A job that ended: its result, or the error that ended it."""
 
     result: JobResult | None = None
-    error: str | None = None
+    error: TorrentdsError | None = None
+
+    def outcome(self) -> JobResult:
+        """The result, or the job's own error raised again."""
+        if self.result is not None:
+            return self.result
+        raise self.error or TorrentdsError("job", "ended without a result")
 
 
 @dataclass
@@ -41,10 +48,8 @@ class _Call:
 
 
 class Runner:
-    def __init__(self, engine: eng.Engine, isolate_errors: bool = False) -> None:
+    def __init__(self, engine: eng.Engine) -> None:
         self.engine = engine
-        # The sidecar keeps going when one dataset fails; get/seed let it raise.
-        self.isolate_errors = isolate_errors
         self.jobs: dict[str, Job] = {}
         self.finished: dict[str, Finished] = {}
         self._calls: queue.Queue[_Call] = queue.Queue()
@@ -127,30 +132,62 @@ class Runner:
             call.done.set()
 
     def _guard(self, job: Job, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` for ``job``; in the sidecar, a failing job ends alone.
+        """Run ``fn`` for ``job``; a failing job ends alone, keeping its error.
 
         Any exception counts, not only ours: a bug or an input nobody foresaw
         in one dataset must not end the process serving the others."""
         try:
             return fn()
         except Exception as exc:
-            if not self.isolate_errors:
-                raise
             error = as_error(exc, job.name or job.ref.infohash)
             infohash = job.ref.infohash
             if self.jobs.pop(infohash, None) is not None:
                 job.report_error(str(error))
                 job.release()
-                job.emit({"event": "error", "message": str(error)})
-                self.finished[infohash] = Finished(error=str(error))
+                job.emit(Failed(error))
+                self.finished[infohash] = Finished(error=error)
                 with contextlib.suppress(Exception):
                     self.engine.remove(job.ref)
             return False
 
     def _end(self, job: Job, stopped: bool) -> Finished:
         result = job.finish(stopped)
-        job.emit({"event": "done", **_asdict(result)})
+        job.emit(Done(result))
         return Finished(result=result)
+
+
+def run_job(runner: Runner, job: Job, loop: Callable[[], None]) -> JobResult:
+    """The one way a job is driven to its end (``get``, ``seed``, ``get --api``).
+
+    ``loop`` runs ``runner``'s loop until the job has ended (or a stop); the
+    job's result is returned, or its own error raised. A failure of the loop
+    itself, ours or not, becomes one of our errors, and the training process
+    waiting on the dataset is told (``error.json``)."""
+    try:
+        with errors_as_ours(job.name or job.ref.infohash):
+            runner.add(job)
+            loop()
+            done = runner.finished.get(job.ref.infohash)
+            if done is None:
+                raise TorrentdsError(job.name or job.ref.infohash, "ended without a result")
+            return done.outcome()
+    except TorrentdsError as exc:
+        job.report_error(str(exc))
+        raise
+    finally:
+        job.release()
+
+
+@contextlib.contextmanager
+def errors_as_ours(subject: str) -> Iterator[None]:
+    """Any exception in the block leaves it as one of our errors (one line)."""
+    try:
+        yield
+    except Exception as exc:
+        error = as_error(exc, subject)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def as_error(exc: BaseException, subject: str) -> TorrentdsError:
@@ -164,9 +201,3 @@ def as_error(exc: BaseException, subject: str) -> TorrentdsError:
         return TorrentdsError(subject, "input nested too deeply to read")
     text = str(exc).splitlines()[0][:300] if str(exc) else ""
     return TorrentdsError(subject, f"unexpected failure: {text or type(exc).__name__}")
-
-
-def _asdict(result: JobResult) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(result)

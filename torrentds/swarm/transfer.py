@@ -23,11 +23,12 @@ from typing import Any
 from torrentds.dataset import hashing, manifest
 from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import ManifestError, MetainfoError, StorageError, TorrentdsError
+from torrentds.swarm import events as ev
 from torrentds.swarm import order
+from torrentds.swarm.events import Emit, JobResult
 from torrentds.torrent import engine as eng
 from torrentds.training import handoff
 
-Emit = Callable[[dict[str, Any]], None]
 STATE_DIR = ".torrentds"
 MAX_SHARD_FAILURES = 3
 STALL_SECONDS = 10.0
@@ -63,22 +64,6 @@ class _Shard:
     ready: bool = False
     failures: int = 0
     left: int = 0  # pieces not yet passed: a counter, so a piece costs O(1) and not O(shard)
-
-
-@dataclass
-class JobResult:
-    infohash: str
-    name: str
-    dataset_dir: str
-    downloaded: int
-    uploaded: int
-    ratio: float
-    seconds_seeded: float
-    shards_ready: int
-    shards_total: int
-    stopped: bool = False
-    hash_failures: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 class Job:
@@ -162,14 +147,7 @@ class Job:
         """Announce the job and pick up metadata that is already known."""
         self.started_at = time.monotonic()
         self.last_progress = self.last_resume = self.last_connect = self.started_at
-        self.emit(
-            {
-                "event": "started",
-                "infohash": self.ref.infohash,
-                "name": self.name,
-                "listen_port": self.engine.listen_port(),
-            }
-        )
+        self.emit(ev.Started(self.ref.infohash, self.name, self.engine.listen_port()))
         if self.ref.has_metadata():
             self._on_metadata()
 
@@ -417,13 +395,7 @@ class Job:
         self.seeding_since = time.monotonic()
         self.base_up = self.ref.status().uploaded
         if not self._seed_limit_reached(0.0, 0):  # else the next check ends the job
-            self.emit(
-                {
-                    "event": "seeding",
-                    "hours": _finite(self.opts.seed_hours),
-                    "ratio": self.opts.seed_ratio,
-                }
-            )
+            self.emit(ev.Seeding(_finite(self.opts.seed_hours), self.opts.seed_ratio))
 
     def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
         if seconds >= self.opts.seed_hours * 3600:
@@ -486,7 +458,7 @@ class Job:
     def _warn(self, text: str, quiet: bool = False) -> None:
         if not quiet:
             self.warnings.append(text)
-        self.emit({"event": "warning", "message": text})
+        self.emit(ev.Warned(text))
 
     # -- metadata and the manifest ---------------------------------------------
     def _on_metadata(self) -> None:
@@ -524,15 +496,14 @@ class Job:
             None,
         )
         self.emit(
-            {
-                "event": "metadata",
-                "name": self.name,
-                "bytes": self.total_size,
-                "files": len(files),
-                "pieces": self.ref.num_pieces(),
-                "piece_size": self.ref.piece_size(),
-                "manifest": self.manifest_index is not None,
-            }
+            ev.Metadata(
+                name=self.name,
+                bytes=self.total_size,
+                files=len(files),
+                pieces=self.ref.num_pieces(),
+                piece_size=self.ref.piece_size(),
+                manifest=self.manifest_index is not None,
+            )
         )
         st = self.ref.status(with_pieces=True)
         self.have = {i for i, h in enumerate(st.pieces) if h}
@@ -842,15 +813,7 @@ class Job:
         self.ref.flush()
         self._save_resume_blocking(wait_flush=True)
         st = self.ref.status()
-        self.emit(
-            {
-                "event": "completed",
-                "downloaded": st.downloaded,
-                "uploaded": st.uploaded,
-                "shards": len(self.shards),
-                "dataset_dir": str(self.dataset_dir),
-            }
-        )
+        self.emit(ev.Completed(st.downloaded, st.uploaded, len(self.shards), str(self.dataset_dir)))
 
     # -- resume data ------------------------------------------------------------
     def _request_resume(self, force: bool = False) -> None:
@@ -874,16 +837,7 @@ class Job:
     def _log_ready(self, entry: ShardEntry, digest: str) -> None:
         assert self.ready_log is not None
         if self.ready_log.append(entry) is not None:
-            self.emit(
-                {
-                    "event": "shard_ready",
-                    "path": entry.path,
-                    "split": entry.split,
-                    "samples": entry.samples,
-                    "bytes": entry.bytes,
-                    "sha256": digest,
-                }
-            )
+            self.emit(ev.ShardReady(entry.path, entry.split, entry.samples, entry.bytes, digest))
 
     def _pump_alone(self, timeout: float) -> None:
         for event in self.engine.events(timeout):
@@ -905,25 +859,28 @@ class Job:
         st = self.ref.status()
         remaining = st.total_wanted - st.total_done
         eta = remaining / st.download_rate if st.download_rate > 0 else None
-        event: dict[str, Any] = {
-            "event": "progress",
-            "state": st.state,
-            "done": st.total_done,
-            "total": st.total_wanted,
-            "progress": round(st.progress, 4),
-            "down_rate": st.download_rate,
-            "up_rate": st.upload_rate,
-            "peers": st.peers,
-            "shards_ready": sum(s.ready for s in self.shards),
-            "shards_total": len(self._wanted()),
-            "eta": round(eta, 1) if eta is not None else None,
-            "downloaded": st.downloaded,
-            "uploaded": st.uploaded,
-        }
+        left = None
         if seeding_since is not None and math.isfinite(self.opts.seed_hours):
-            left = self.opts.seed_hours * 3600 - (time.monotonic() - seeding_since)
-            event["seeding_left"] = round(max(left, 0.0), 1)
-        self.emit(event)
+            left = round(
+                max(self.opts.seed_hours * 3600 - (time.monotonic() - seeding_since), 0), 1
+            )
+        self.emit(
+            ev.Progress(
+                state=st.state,
+                done=st.total_done,
+                total=st.total_wanted,
+                progress=round(st.progress, 4),
+                down_rate=st.download_rate,
+                up_rate=st.upload_rate,
+                peers=st.peers,
+                shards_ready=sum(s.ready for s in self.shards),
+                shards_total=len(self._wanted()),
+                eta=round(eta, 1) if eta is not None else None,
+                downloaded=st.downloaded,
+                uploaded=st.uploaded,
+                seeding_left=left,
+            )
+        )
 
 
 def _finite(x: float) -> float | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import libtorrent as lt
 
-from torrentds.errors import MetainfoError, TorrentdsError
+from torrentds.errors import DuplicateTorrentError, MetainfoError, TorrentdsError
 from torrentds.options import DEFAULT_LISTEN, SessionOptions
 from torrentds.torrent.addresses import (
     _address,
@@ -213,7 +213,10 @@ def _hash_of(handle: lt.torrent_handle) -> str:
     """The swarm's id for a torrent: its v1 hash (40 hex) when it has one, else
     its v2 hash (64 hex). ``info_hash()`` is neither: for a v2 torrent it is the
     v2 hash cut to 20 bytes, and it changes when a hybrid's metadata arrives."""
-    hashes = handle.info_hashes()
+    return _best_id(handle.info_hashes())
+
+
+def _best_id(hashes: lt.info_hash_t) -> str:
     return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
 
 
@@ -416,7 +419,7 @@ def infohash_of(data: bytes) -> str:
         hashes = lt.torrent_info(data).info_hashes()
     except RuntimeError as exc:
         raise MetainfoError("torrent", f"libtorrent refused it: {exc}") from exc
-    return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
+    return _best_id(hashes)
 
 
 def torrent_layout(data: bytes) -> list[FileEntry]:
@@ -559,6 +562,10 @@ class Engine:
             atp.file_priorities = full
         if spec.trackers:
             atp.trackers = list(atp.trackers) + list(spec.trackers)
+        hashes = atp.ti.info_hashes() if atp.ti is not None else atp.info_hashes
+        if self._ses.find_torrent(hashes.get_best()).is_valid():
+            # libtorrent would hand back the running torrent's handle
+            raise DuplicateTorrentError(_best_id(hashes), "already in this session")
         try:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
