@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from torrentds import options
+from torrentds import options, statedir
 from torrentds.dataset import hashing, manifest, pack, scan, shardcheck
 from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import (
@@ -28,12 +28,13 @@ from torrentds.errors import (
 )
 from torrentds.options import GetOptions, ordering_of
 from torrentds.progress import Reporter, SilentReporter
-from torrentds.swarm import events, order, runner, transfer
+from torrentds.statedir import STATE_DIR, TORRENT_COPY
+from torrentds.swarm import events, order, runner
+from torrentds.swarm.job import Job, JobOptions
+from torrentds.swarm.resume import read_resume
 from torrentds.torrent import engine, metainfo, piececheck
-from torrentds.training import consume, handoff
+from torrentds.training import consume
 
-STATE_DIR = ".torrentds"
-TORRENT_COPY = "dataset.torrent"
 DEFAULT_SHARD_SIZE = 256 << 20
 
 
@@ -152,9 +153,9 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
         )
         state = root_now / STATE_DIR
         state.mkdir(exist_ok=True)
-        manifest.write_atomic(state / TORRENT_COPY, data)
+        statedir.write_atomic(state / TORRENT_COPY, data)
         finish(opts.force)
-        manifest.write_atomic(output, data)
+        statedir.write_atomic(output, data)
     except BaseException:
         if plan.layout != "adopted":
             shutil.rmtree(staging, ignore_errors=True)
@@ -424,34 +425,34 @@ def _manifest_first(files: list[engine.FileEntry]) -> tuple[int, ...] | None:
     return tuple(order.TOP if n == manifest.MANIFEST_NAME else order.SKIP for n in names)
 
 
-def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, str]:
+def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, JobOptions, str]:
     """Check a get's options and turn them into what the engine and job need."""
     options.check_seed_limits(opts.seed_hours, opts.seed_ratio)
     ordering = ordering_of(opts)
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
-    transfer.check_writable(directory)
+    statedir.check_writable(directory)
     layout = engine.torrent_layout(src.torrent) if src.torrent is not None else []
     # The torrent's files, and our own state beside them (resume data, the
     # state of single-file torrents), must stay inside DIR.
-    state = [f"{STATE_DIR}/resume", f"{STATE_DIR}/{handoff.EXTERNAL_DIR}"]
-    transfer.check_inside(directory, [*(f.path for f in layout), *state])
+    statedir.check_inside(directory, [*(f.path for f in layout), *statedir.WRITTEN_IN_DIR])
     # Resume data is filed under the id the engine gives the torrent.
     infohash = engine.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
-    resume = _read_resume(transfer.resume_file(directory, infohash))
+    resume_data = read_resume(statedir.resume_file(directory, infohash))
     spec = engine.AddSpec(
         save_path=directory,
         torrent=src.torrent,
         magnet=src.info.magnet if src.torrent is None else None,
-        resume=resume,
+        resume=resume_data,
         trackers=opts.trackers,
         web_seeds=opts.web_seeds,
         peers=opts.peers,
         hold_files=True,
         file_priorities=_manifest_first(layout),
     )
-    job_opts = transfer.JobOptions(
+    job_opts = JobOptions(
         save_path=directory,
+        layout_checked=src.torrent is not None,
         seed_hours=opts.seed_hours,
         seed_ratio=opts.seed_ratio,
         peers=opts.peers,
@@ -461,14 +462,6 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, transfer.JobOptions, 
         ordering=ordering,
     )
     return spec, job_opts, src.info.name
-
-
-def _read_resume(path: Path) -> bytes | None:
-    """Resume data of an earlier run, if any (unreadable data: start afresh)."""
-    try:
-        return path.read_bytes() if path.is_file() else None
-    except OSError as exc:
-        raise StorageError(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
 def get(opts: GetOptions, emit: events.Emit, stop: threading.Event) -> events.JobResult:
@@ -535,7 +528,7 @@ def seed(opts: SeedOptions, emit: events.Emit, stop: threading.Event) -> events.
         peers=opts.peers,
         root_name=root_name,
     )
-    job_opts = transfer.JobOptions(
+    job_opts = JobOptions(
         save_path=folder.parent,
         seed_hours=opts.seed_hours,
         seed_ratio=opts.seed_ratio,
@@ -549,7 +542,7 @@ def seed(opts: SeedOptions, emit: events.Emit, stop: threading.Event) -> events.
 def _run_job(
     session: options.SessionOptions,
     spec: engine.AddSpec,
-    job_opts: transfer.JobOptions,
+    job_opts: JobOptions,
     emit: events.Emit,
     stop: threading.Event,
     name: str,
@@ -557,7 +550,7 @@ def _run_job(
     eng = engine.Engine(session)
     try:
         with runner.errors_as_ours(name or "job"):
-            job = transfer.Job(eng, spec, job_opts, emit, known_name=name)
+            job = Job(eng, spec, job_opts, emit, known_name=name)
         run = runner.Runner(eng)
         return runner.run_job(run, job, lambda: run.run(stop, until_empty=True))
     finally:

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torrentds.errors import ManifestError, StorageError
+from torrentds.errors import ManifestError
+from torrentds.statedir import write_atomic
 
 MANIFEST_NAME = "torrentds.json"
 SUMS_NAME = "SHA256SUMS"
@@ -180,20 +181,6 @@ def load(folder: Path) -> Manifest:
     except OSError as exc:
         raise ManifestError(path, f"cannot read: {exc.strerror or exc}") from exc
     return parse(text, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(path, f"cannot write: {exc.strerror or exc}") from exc
 
 
 def save(folder: Path, manifest: Manifest) -> None:

@@ -14,12 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from torrentds import options, service
+from torrentds import options, service, statedir
 from torrentds.errors import NotFoundError, TorrentdsError
 from torrentds.sidecar import config as cfg
-from torrentds.swarm import events, runner, transfer
+from torrentds.swarm import events, runner
+from torrentds.swarm.job import Job
 from torrentds.torrent import addresses, engine
-from torrentds.training import handoff
 
 Log = Callable[[dict[str, Any]], None]
 Hook = Callable[[], None]
@@ -50,7 +50,7 @@ class Sidecar:
         def start() -> dict[str, Any]:
             if self._ended:
                 raise TorrentdsError(opts.source, "the sidecar is stopping")
-            job = transfer.Job(self.engine, spec, job_opts, self._emitter(name), known_name=name)
+            job = Job(self.engine, spec, job_opts, self._emitter(name), known_name=name)
             self.runner.add(job)
             failed = self.runner.finished.get(job.ref.infohash)
             if failed is not None and failed.error is not None:
@@ -213,7 +213,7 @@ class Sidecar:
             spec, job_opts, name = service.prepare_get(opts)
             _check_before_add(spec, opts.peers)
             with runner.errors_as_ours(name or opts.source[:100]):
-                job = transfer.Job(self.engine, spec, job_opts, emit, known_name=name)
+                job = Job(self.engine, spec, job_opts, emit, known_name=name)
         except BaseException:
             self._ended = True
             self.engine.close()
@@ -244,6 +244,4 @@ def _check_before_add(spec: engine.AddSpec, peers: Sequence[str]) -> None:
     folder (resume data) out of DIR (``prepare_get`` checked DIR/NAME)."""
     for peer in peers:
         addresses.peer_address(peer)
-    state = Path(transfer.STATE_DIR)
-    written = [str(state / "resume"), str(state / handoff.EXTERNAL_DIR)]
-    transfer.check_inside(spec.save_path, written)
+    statedir.check_inside(spec.save_path, list(statedir.WRITTEN_IN_DIR))

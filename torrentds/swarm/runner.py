@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from torrentds.errors import StorageError, TorrentdsError
 from torrentds.swarm.events import Done, Failed, JobResult
-from torrentds.swarm.transfer import Job
+from torrentds.swarm.job import Job
 from torrentds.torrent import engine as eng
 
 T = TypeVar("T")
@@ -59,7 +59,6 @@ class Runner:
     # -- jobs -------------------------------------------------------------------
     def add(self, job: Job) -> None:
         """Start ``job`` (call on the loop's thread, or before ``run``)."""
-        job.pump = self.pump
         self.jobs[job.ref.infohash] = job
         self.finished.pop(job.ref.infohash, None)
         self._guard(job, job.start)
@@ -86,15 +85,26 @@ class Runner:
         return call.value  # type: ignore[no-any-return]
 
     # -- the loop ---------------------------------------------------------------
-    def pump(self, timeout: float) -> None:
-        """Deliver engine events to their jobs."""
+    def pump(self, timeout: float, ending: Job | None = None) -> None:
+        """Deliver engine events to their jobs (and to ``ending``, a job that is
+        saving its resume data on its way out)."""
         for event in self.engine.events(timeout):
             if isinstance(event, eng.SessionFailed):
                 raise TorrentdsError("session", event.message)
             job = self.jobs.get(event.infohash)
-            if job is None:
-                continue
-            self._guard(job, lambda j=job, e=event: j.handle(e))  # type: ignore[misc]
+            if job is not None:
+                self._guard(job, lambda j=job, e=event: j.handle(e))  # type: ignore[misc]
+            elif ending is not None and ending.ref.infohash == event.infohash:
+                with contextlib.suppress(Exception):  # it has failed already
+                    ending.handle(event)
+
+    def settle(self, job: Job, timeout: float = 8.0) -> None:
+        """Save ``job``'s resume data and wait (bounded) until it is written: the
+        one blocking wait, before a job ends, so a rerun resumes."""
+        job.request_resume()
+        deadline = time.monotonic() + timeout
+        while job.resume.in_flight and time.monotonic() < deadline:
+            self.pump(0.2, ending=job)
 
     def run(self, stop: threading.Event, until_empty: bool) -> None:
         """Loop until ``stop`` is set (or, with ``until_empty``, no job is left)."""
@@ -142,6 +152,8 @@ class Runner:
             error = as_error(exc, job.name or job.ref.infohash)
             infohash = job.ref.infohash
             if self.jobs.pop(infohash, None) is not None:
+                with contextlib.suppress(Exception):
+                    self.settle(job)
                 job.report_error(str(error))
                 job.release()
                 job.emit(Failed(error))
@@ -151,7 +163,12 @@ class Runner:
             return False
 
     def _end(self, job: Job, stopped: bool) -> Finished:
-        result = job.finish(stopped)
+        try:
+            if job.needs_resume_save(stopped):
+                self.settle(job)
+            result = job.result(stopped)
+        finally:
+            job.release()
         job.emit(Done(result))
         return Finished(result=result)
 

@@ -28,15 +28,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from torrentds.dataset.manifest import ShardEntry, write_atomic
+from torrentds.dataset.manifest import ShardEntry
 from torrentds.errors import StorageError
+from torrentds.statedir import EXTERNAL_DIR, STATE_DIR, write_atomic
 
-STATE_DIR = ".torrentds"
 READY_LOG = "ready.jsonl"
 ERROR_FILE = "error.json"
 CURRENT_FILE = "current.json"
 LOCK_FILE = "lock"
-EXTERNAL_DIR = "files"  # DIR/.torrentds/files/NAME: state kept outside DIR/NAME
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,597 @@
+"""One dataset's download-and-seed job on an ``Engine``: ``get`` and ``seed``.
+
+The job turns libtorrent's piece events into verified shards: when every piece
+of a shard has passed libtorrent's check, the cache is flushed, the shard's
+sha256 is read back from disk and compared with the manifest, and only then is
+it logged as ready. A shard that fails is re-checked and fetched again, never
+handed on. After completion the job seeds for as long as asked (torrentds, not
+libtorrent, enforces the limits). Its phase (``phase.Phase``) says where it
+is; blocking waits (a resume save before the job ends) belong to the runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torrentds.dataset import hashing, manifest
+from torrentds.dataset.manifest import Manifest, ShardEntry
+from torrentds.errors import ManifestError, StorageError, TorrentdsError
+from torrentds.statedir import resume_file
+from torrentds.swarm import events as ev
+from torrentds.swarm import order, placement, recovery
+from torrentds.swarm.deadlines import DeadlineFeeder
+from torrentds.swarm.events import Emit, JobResult
+from torrentds.swarm.phase import Phase, move
+from torrentds.swarm.priorities import PriorityPlan
+from torrentds.swarm.resume import ResumeLedger
+from torrentds.swarm.shards import (
+    MAX_SHARD_FAILURES,
+    ShardBook,
+    foreign_shards,
+    load_checked,
+    with_sha,
+)
+from torrentds.torrent import engine as eng
+from torrentds.training import handoff
+
+WEB_SEED_SAMPLE_SECONDS = 0.1
+FLUSH_RETRY_SECONDS = 30.0
+COMPLETING_SECONDS = 8.0  # at most this long for the flush and resume save of completion
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    save_path: Path  # the folder that receives NAME/
+    seed_hours: float = 0.0
+    seed_ratio: float | None = None
+    peers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()
+    timeout: float | None = None
+    progress_interval: float = 2.0
+    resume_interval: float = 30.0
+    reconnect_interval: float = 10.0
+    seeding_only: bool = False  # ``seed``: the data is expected to be complete
+    skip_check: bool = False
+    layout_checked: bool = False  # the caller refused symlinks under DIR for these files
+    ordering: order.Ordering = field(default_factory=order.Ordering)
+
+
+class Job:
+    """Runs one torrent to completion (and seeding) on an engine."""
+
+    def __init__(
+        self,
+        engine: eng.Engine,
+        spec: eng.AddSpec,
+        opts: JobOptions,
+        emit: Emit,
+        known_name: str = "",
+    ) -> None:
+        self.engine, self.spec, self.opts, self.emit = engine, spec, opts, emit
+        self.ref = engine.add(spec)
+        self.name = known_name
+        self.phase = Phase.METADATA
+        now = time.monotonic()
+        self.started_at = self.last_progress = self.last_resume = self.last_connect = now
+        self.seeding_since: float | None = None  # the seed limits' clock
+        self.base_up = 0
+        self.place: handoff.Place | None = None
+        self.presence: handoff.Presence | None = None
+        self.ready_log: handoff.ReadyLog | None = None
+        self.book = ShardBook()
+        self.plan = PriorityPlan(opts.ordering, seeding_only=opts.seeding_only)
+        self.deadlines = DeadlineFeeder()
+        self.manifest: Manifest | None = None
+        self.manifest_index: int | None = None
+        self.order: list[int] = []
+        # Shards are read from disk only after a flush (``flush_pending``); the
+        # manifest too: ``manifest_wanted`` until a flush, then ``manifest_flushed``.
+        self.flush_pending = self.manifest_wanted = self.manifest_flushed = False
+        self.flush_at = 0.0
+        self.flushes_seen = 0
+        self.completing_since = 0.0
+        self.completing_flushes = 0
+        self.hash_failures = 0
+        self.warnings: list[str] = []
+        self.resume = ResumeLedger(resume_file(spec.save_path, self.ref.infohash))
+        self.restart_pending = False
+        self.web_seeds = recovery.WebSeedRetry(opts.reconnect_interval, set(self.ref.web_seeds()))
+        self.stall = recovery.StallWatch(now)
+        self.web_seed_bytes = 0
+        self._web_seen: dict[str, int] = {}
+        self._web_sampled = 0.0
+        self.total_size = 0
+
+    # -- what others read ---------------------------------------------------------
+    @property
+    def completed(self) -> bool:
+        return self.phase in (Phase.COMPLETING, Phase.SEEDING)
+
+    @property
+    def dataset_dir(self) -> Path | None:
+        return self.place.dataset if self.place is not None else None
+
+    def _go(self, to: Phase) -> None:
+        self.phase = move(self.phase, to)
+
+    # -- lifecycle: start, handle events, tick, finish --------------------------
+    def start(self) -> None:
+        """Announce the job and pick up metadata that is already known."""
+        self.emit(ev.Started(self.ref.infohash, self.name, self.engine.listen_port()))
+        if self.ref.has_metadata():
+            self._on_metadata()
+
+    def tick(self, now: float) -> bool:
+        """Periodic work; True once the seeding limits are reached (the job is done)."""
+        if not self.completed and now - self.plan.slice_checked_at >= 1.0:
+            # The alert puts a lost slice back at once; this catches anything else.
+            self.plan.slice_checked_at = now
+            self.plan.hold_slice(self.ref)
+        if now - self.last_progress >= self.opts.progress_interval:
+            self.last_progress = now
+            self._apply_priorities()  # releases held shards after a stall
+            self._count_web_seed_bytes()
+            self._recover(now)
+            self._progress()
+        if not self.completed and now - self.last_resume >= self.opts.resume_interval:
+            self.last_resume = now
+            self._request_resume()
+        if now - self.last_connect >= self.opts.reconnect_interval:
+            self.last_connect = now
+            for peer in self.opts.peers:
+                self.ref.connect_peer(peer)
+        if self.flush_pending and now - self.flush_at > FLUSH_RETRY_SECONDS:
+            self.flush_pending = False  # a flush that never reports back: ask again
+        if (self.book.candidates or self.manifest_wanted) and not self.flush_pending:
+            self._flush()
+        if self.phase is Phase.DOWNLOADING and self._is_complete():
+            self._begin_completing(now)
+        if self.phase is Phase.COMPLETING:
+            self._end_completing(now)
+        if self.seeding_since is not None:
+            up = self.ref.status().uploaded - self.base_up
+            if self._seed_limit_reached(now - self.seeding_since, up):
+                return True
+        timeout = self.opts.timeout
+        if not self.completed and timeout is not None and now - self.started_at > timeout:
+            st = self.ref.status()
+            raise TorrentdsError(
+                self.name or self.ref.infohash,
+                f"gave up after {timeout:g} s at {st.progress:.0%} with {st.peers} peers",
+            )
+        return False
+
+    def needs_resume_save(self, stopped: bool) -> bool:
+        """Whether the runner should save resume data before the job ends."""
+        return not self.completed or stopped
+
+    def release(self) -> None:
+        """Readers learn that this job no longer makes shards ready."""
+        if self.presence is not None:
+            self.presence.release()
+            self.presence = None
+
+    def report_error(self, message: str) -> None:
+        """``error.json`` for readers waiting on a failed get (not for a seeder's
+        complete folder); a failure to write it is left to the lock's release."""
+        if self.place is not None and not self.opts.seeding_only:
+            with contextlib.suppress(TorrentdsError):
+                handoff.report_error(self.place.dataset, message, self.place.state)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``status`` shows for this torrent (plain, JSON-ready)."""
+        st = self.ref.status()
+        since = self.seeding_since
+        wanted = self.book.wanted(self.opts.ordering)
+        return {
+            "name": self.name,
+            "infohash": self.ref.infohash,
+            "state": "seeding" if self.completed else st.state,
+            "progress": round(st.progress, 4),
+            "down_rate": st.download_rate,
+            "up_rate": st.upload_rate,
+            "peers": st.peers,
+            "shards_ready": sum(s.ready for s in wanted),
+            "shards_total": len(wanted),
+            "seeding_left": self._seeding_left(),
+            "seconds_seeded": round(time.monotonic() - since, 1) if since is not None else 0.0,
+            "downloaded": st.downloaded,
+            "uploaded": st.uploaded,
+            "web_seed_bytes": self.web_seed_bytes,
+            "hash_failures": self.hash_failures,
+            "dataset_dir": str(self.dataset_dir or ""),
+        }
+
+    def shard_states(self) -> list[dict[str, Any]]:
+        """Each shard: pending, downloading, verifying, ready or failed."""
+        return self.book.states()
+
+    def result(self, stopped: bool = False) -> JobResult:
+        st = self.ref.status()
+        since = self.seeding_since
+        size = self.total_size or st.total_wanted or 1
+        return JobResult(
+            infohash=self.ref.infohash,
+            name=self.name,
+            dataset_dir=str(self.dataset_dir or ""),
+            downloaded=st.downloaded,
+            uploaded=st.uploaded,
+            ratio=round(st.uploaded / size, 3),
+            seconds_seeded=round(time.monotonic() - since, 1) if since is not None else 0.0,
+            shards_ready=sum(s.ready for s in self.book.shards),
+            shards_total=len(self.book.wanted(self.opts.ordering)),
+            stopped=stopped,
+            hash_failures=self.hash_failures,
+            warnings=self.warnings,
+        )
+
+    # -- recovery -------------------------------------------------------------------
+    def _recover(self, now: float) -> None:
+        """Put back dropped web seeds; restart a torrent libtorrent left stuck
+        (``recovery`` says when and why)."""
+        if self.completed:
+            return
+        for url in self.web_seeds.due(now, self.ref.web_seeds(), len(self.book.have)):
+            self.ref.readd_web_seed(url)
+            self._warn(f"web seed {url} was dropped after a failed piece; trying it again")
+        if self.opts.seeding_only or self.place is None or self.restart_pending:
+            return
+        self.stall.data(now, self.ref.status().total_done)
+        why = self.stall.restart_reason(now, self.ref.unchecked_pieces())
+        if why is not None:
+            self._warn(f"{why}: restarting the torrent from its resume data")
+            self.restart_pending = True  # done once the save asked for here is written
+            self._request_resume(force=True)
+
+    def _restart(self) -> None:
+        """Re-add the torrent from the resume data just written: libtorrent
+        forgets bans and partial pieces and keeps every verified piece."""
+        self.restart_pending = False
+        if not self.resume.path.is_file():
+            return
+        data = self.resume.path.read_bytes()
+        self.engine.remove(self.ref)
+        spec = dataclasses.replace(
+            self.spec,
+            torrent=None,
+            magnet=None,
+            resume=data,
+            drop_partial=True,
+            trackers=(),  # the resume data lists them
+            web_seeds=tuple(sorted(self.web_seeds.known)),
+            file_priorities=tuple(self.plan.file_priorities) or None,
+            hold_files=False,
+        )
+        self.ref = self.engine.add(spec)
+        self.deadlines = DeadlineFeeder()
+        self._apply_priorities()
+        self._web_seen = {}
+        self.web_seeds.retried.clear()
+        self.stall.restarted(time.monotonic())
+
+    def _count_web_seed_bytes(self) -> None:
+        """Accumulate bytes from web seeds across reconnects (a counter for metrics).
+
+        Sampled, so approximate: what a web seed sent after the last sample
+        before its connection closed is not counted.
+        """
+        self._web_sampled = time.monotonic()
+        now = self.ref.web_seed_totals()
+        for key, total in now.items():
+            before = self._web_seen.get(key, 0)
+            self.web_seed_bytes += total - before if total >= before else total
+        self._web_seen = now
+
+    # -- completion and seeding ---------------------------------------------------
+    def _is_complete(self) -> bool:
+        if not all(s.ready for s in self.book.wanted(self.opts.ordering)):
+            return False
+        st = self.ref.status()
+        return st.is_seeding or (st.total_wanted > 0 and st.total_done == st.total_wanted)
+
+    def _begin_completing(self, now: float) -> None:
+        """Flush so "completed" means on disk, then persist resume data."""
+        self._go(Phase.COMPLETING)
+        self.completing_since, self.completing_flushes = now, self.flushes_seen
+        self.ref.flush()
+        self._request_resume(force=True)
+
+    def _end_completing(self, now: float) -> None:
+        settled = self.flushes_seen > self.completing_flushes and not self.resume.in_flight
+        if not settled and now - self.completing_since < COMPLETING_SECONDS:
+            return
+        self._go(Phase.SEEDING)
+        st = self.ref.status()
+        shards = len(self.book.shards)
+        self.emit(ev.Completed(st.downloaded, st.uploaded, shards, str(self.dataset_dir)))
+        if self.seeding_since is None:
+            self._start_seeding()
+
+    def _start_seeding(self) -> None:
+        """Start the clock of --seed-hours and --seed-ratio."""
+        self.seeding_since = time.monotonic()
+        self.base_up = self.ref.status().uploaded
+        if not self._seed_limit_reached(0.0, 0):  # else the next check ends the job
+            hours = self.opts.seed_hours
+            self.emit(ev.Seeding(hours if math.isfinite(hours) else None, self.opts.seed_ratio))
+
+    def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
+        if seconds >= self.opts.seed_hours * 3600:
+            return True
+        ratio = self.opts.seed_ratio
+        return ratio is not None and uploaded >= ratio * max(self.total_size, 1)
+
+    def _seeding_left(self) -> float | None:
+        since = self.seeding_since
+        if since is None or not math.isfinite(self.opts.seed_hours):
+            return None
+        return round(max(self.opts.seed_hours * 3600 - (time.monotonic() - since), 0.0), 1)
+
+    # -- events -----------------------------------------------------------------
+    def handle(self, event: eng.Event) -> None:
+        """One engine event for this torrent."""
+        if isinstance(event, eng.PieceFinished):
+            self._on_piece(event.piece)
+        elif isinstance(event, eng.MetadataReceived):
+            self._on_metadata()
+        elif isinstance(event, eng.HashFailed):
+            self.hash_failures += 1
+            # From a peer's bad data, or (seed mode) our own disk copy changed.
+            self._warn(f"piece {event.piece} failed its hash check; it will be fetched again")
+        elif isinstance(event, eng.PeerBanned):
+            self.stall.banned = True
+            self._warn(f"peer {event.peer} banned for sending corrupt data")
+        elif isinstance(event, eng.FilePrioritiesApplied):
+            if not self.completed:
+                self.plan.hold_slice(self.ref)
+        elif isinstance(event, eng.TorrentChecked | eng.TorrentFinished):
+            self._rescan()
+            if isinstance(event, eng.TorrentChecked) and self.opts.seeding_only:
+                self._warn_if_damaged()
+        elif isinstance(event, eng.CacheFlushed):
+            self.flushes_seen += 1
+            self._on_flushed()
+        elif isinstance(event, eng.ResumeData | eng.ResumeFailed):
+            if isinstance(event, eng.ResumeFailed):
+                self._warn(f"could not save resume data: {event.message}")
+            self._on_resume(event.data if isinstance(event, eng.ResumeData) else None)
+        elif isinstance(event, eng.TorrentFailed):
+            raise StorageError(event.path or self.name or self.ref.infohash, event.message)
+        elif isinstance(event, eng.TrackerFailed):
+            self._warn(f"tracker {event.url}: {event.message}", quiet=True)
+
+    def _warn(self, text: str, quiet: bool = False) -> None:
+        if not quiet:
+            self.warnings.append(text)
+        self.emit(ev.Warned(text))
+
+    def _on_piece(self, piece: int) -> None:
+        now = time.monotonic()
+        self.plan.piece_passed(self.book, piece, now)
+        self.stall.data(now)
+        if self.deadlines.passed(piece):
+            self._top_up_deadlines()
+        if now - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
+            # While pieces arrive: a web seed's connection (and its byte count)
+            # goes away once the torrent is complete.
+            self._count_web_seed_bytes()
+        self.book.passed(piece)
+        if self.phase is Phase.MANIFEST:
+            self._try_manifest()
+
+    # -- metadata and the manifest ---------------------------------------------
+    def _on_metadata(self) -> None:
+        if self.phase is not Phase.METADATA:
+            return
+        files = placement.real_files(self.ref)
+        self.name = self.ref.name()
+        # A .torrent given at the start was checked before it was added.
+        place = placement.prepare(self.ref, self.spec, self.opts.layout_checked)
+        self.place = place  # only now may error reports be written there
+        self.total_size = sum(f.size for f in files)
+        handoff.clear_error(place.dataset, place.state)  # an earlier run's report is stale
+        self.presence = handoff.Presence(place.state)
+        placement.keep_torrent_copy(place.state, self.ref)
+        self.ready_log = handoff.ReadyLog(place.dataset, self.ref.infohash, place.state)
+        single = self.ref.single_file()
+        self.manifest_index = next(
+            (i for i, f in enumerate(files) if f.path == manifest.MANIFEST_NAME and not single),
+            None,
+        )
+        pieces, size = self.ref.num_pieces(), self.ref.piece_size()
+        has_manifest = self.manifest_index is not None
+        self.emit(ev.Metadata(self.name, self.total_size, len(files), pieces, size, has_manifest))
+        self.book.have = {i for i, h in enumerate(self.ref.status(with_pieces=True).pieces) if h}
+        if self.manifest_index is None:
+            self._go(Phase.DOWNLOADING)
+            self._warn(
+                "no torrentds.json in this torrent: each .tar is checked by its pieces "
+                "only, with no sha256 to compare"
+            )
+            self._track(foreign_shards(files))
+            if not self.book.shards:  # no .tar at all: fetch everything as it comes
+                self.plan.set_file_priorities(self.ref, [order.NORMAL] * len(files), files)
+        else:
+            self._go(Phase.MANIFEST)
+            # Nothing but the manifest until it is here: it says what every shard
+            # must be, and requests queued before it would ignore this peer's order.
+            if not self.opts.seeding_only:
+                prio = [order.SKIP] * len(files)
+                prio[self.manifest_index] = order.TOP
+                self.plan.set_file_priorities(self.ref, prio, files)
+            self._try_manifest()
+
+    def _try_manifest(self) -> None:
+        if self.phase is not Phase.MANIFEST or self.manifest_index is None:
+            return
+        assert self.place is not None
+        files = placement.real_files(self.ref)
+        entry = files[self.manifest_index]
+        if not all(p in self.book.have for p in entry.pieces(self.ref.piece_size())):
+            return
+        if not (self.opts.seeding_only or self.manifest_flushed):
+            self.manifest_wanted = True  # read it only after a flush puts it on disk
+            return
+        self.manifest = load_checked(self.place.dataset, files, self.ref.piece_size())
+        self._go(Phase.DOWNLOADING)
+        self._track(self.manifest.shards)
+
+    def _track(self, entries: list[ShardEntry]) -> None:
+        assert self.place is not None and self.ready_log is not None
+        files = placement.real_files(self.ref)
+        self.book.track(entries, self.place.root, files, self.ref.piece_size())
+        for shard in self.book.shards:
+            if shard.entry.path in self.ready_log.logged and not shard.left:
+                shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
+        handoff.write_current(
+            self.place.state,
+            self.ref.infohash,
+            self.ref.single_file(),
+            [(s.entry.path, s.entry.split, s.entry.sha256) for s in self.book.shards],
+        )
+        self.order = order.download_order([s.entry for s in self.book.shards], self.opts.ordering)
+        self.plan.follow(self.book)
+        self._apply_priorities()
+        self._rescan()
+
+    def _apply_priorities(self) -> None:
+        """File priorities: the manifest first, then the window of this peer's order;
+        the window's pieces also get deadlines, in order."""
+        if self.phase in (Phase.METADATA, Phase.MANIFEST):
+            return  # the manifest alone is wanted until it is read
+        if not self.book.shards and self.manifest is None:
+            return  # a foreign torrent with no .tar keeps its plain priorities
+        files = placement.real_files(self.ref)
+        window = self.plan.apply(self.ref, self.book, self.order, files, self.manifest_index)
+        rank = {i: k for k, i in enumerate(self.order)}
+        fresh = sorted(window, key=rank.__getitem__)
+        if self.deadlines.queue((i, self.book.shards[i].pieces) for i in fresh):
+            self._top_up_deadlines()
+
+    def _top_up_deadlines(self) -> None:
+        batch, start = self.deadlines.top_up(self.book.have)
+        if batch:
+            self.ref.set_deadlines(batch, start=start)
+
+    # -- verification -------------------------------------------------------------
+    def _rescan(self) -> None:
+        pieces = self.ref.status(with_pieces=True).pieces
+        have = {i for i, h in enumerate(pieces) if h} if pieces else None
+        if self.phase is Phase.MANIFEST:
+            if have is not None:
+                self.book.have = have
+            self._try_manifest()
+        self.book.rescan(have)
+
+    def _warn_if_damaged(self) -> None:
+        """A seed's check found pieces that do not match: say which files, then
+        seed the rest (peers that hold those pieces can still mend the folder)."""
+        pieces, size = self.ref.num_pieces(), self.ref.piece_size()
+        missing = set(range(pieces)) - self.book.have  # ``_rescan`` just read them
+        if not missing or size <= 0:
+            return
+        files = placement.real_files(self.ref)
+        damaged = [f.path for f in files if not missing.isdisjoint(f.pieces(size))]
+        more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+        self._warn(
+            f"{self.dataset_dir}: {len(missing)} of {pieces} pieces fail the hash check"
+            f" (in {', '.join(damaged[:3])}{more}); seeding the rest, the others only if "
+            "a peer has them"
+        )
+        if self.seeding_since is None:
+            self._start_seeding()  # such a folder may never be complete: count from now
+
+    def _flush(self) -> None:
+        self.flush_pending = True
+        self.flush_at = time.monotonic()
+        self.ref.flush()
+
+    def _on_flushed(self) -> None:
+        if not self.flush_pending:
+            return
+        self.flush_pending = False
+        if self.manifest_wanted:
+            self.manifest_wanted, self.manifest_flushed = False, True
+            self._try_manifest()
+        self._verify_candidates()
+
+    def _verify_candidates(self) -> None:
+        rank = {self.book.shards[i].entry.path: k for k, i in enumerate(self.order)}
+        recheck = False
+        # Shards that completed together are logged in this peer's order.
+        for shard in self.book.take_candidates(rank):
+            digest = hashing.sha256_file(shard.file_path, durable=True)
+            expected = shard.entry.sha256
+            if expected and digest != expected:
+                shard.failures += 1
+                self._warn(
+                    f"{shard.file_path}: sha256 {digest[:12]}… does not match the "
+                    f"manifest's {expected[:12]}…; re-checking and fetching it again"
+                )
+                if shard.failures >= MAX_SHARD_FAILURES:
+                    raise ManifestError(
+                        shard.file_path,
+                        "sha256 keeps disagreeing with the manifest although every piece "
+                        "passed; the manifest does not describe this torrent's data",
+                    )
+                recheck = True
+                continue
+            shard.ready = True
+            self.resume.verified(shard.entry if expected else with_sha(shard.entry, digest), digest)
+            self._request_resume()
+            self._apply_priorities()
+        if recheck:
+            self.book.rescan(set())
+            self.book.candidates.clear()
+            self.ref.force_recheck()
+
+    # -- resume data ------------------------------------------------------------
+    def request_resume(self) -> None:
+        """Ask for resume data now, even with a save in flight (the runner's wait)."""
+        self._request_resume(force=True)
+
+    def _request_resume(self, force: bool = False) -> None:
+        if self.resume.request(force):
+            self.ref.save_resume()
+
+    def _on_resume(self, data: bytes | None) -> None:
+        """The oldest save is answered: write it, then log the shards it holds."""
+        for entry, digest in self.resume.answered(data):
+            assert self.ready_log is not None
+            if self.ready_log.append(entry) is not None:
+                self.emit(
+                    ev.ShardReady(entry.path, entry.split, entry.samples, entry.bytes, digest)
+                )
+        if self.resume.waiting:
+            self._request_resume()
+        if self.restart_pending and not self.resume.in_flight:
+            self._restart()
+
+    # -- progress ---------------------------------------------------------------
+    def _progress(self) -> None:
+        st = self.ref.status()
+        eta = (st.total_wanted - st.total_done) / st.download_rate if st.download_rate > 0 else None
+        self.emit(
+            ev.Progress(
+                state=st.state,
+                done=st.total_done,
+                total=st.total_wanted,
+                progress=round(st.progress, 4),
+                down_rate=st.download_rate,
+                up_rate=st.upload_rate,
+                peers=st.peers,
+                shards_ready=sum(s.ready for s in self.book.shards),
+                shards_total=len(self.book.wanted(self.opts.ordering)),
+                eta=round(eta, 1) if eta is not None else None,
+                downloaded=st.downloaded,
+                uploaded=st.uploaded,
+                seeding_left=self._seeding_left(),
+            )
+        )

@@ -1,0 +1,113 @@
+"""File and piece priorities of a job, from the shard policy in ``order``.
+
+The policy is pure (``file_priorities``, ``slice_piece_priorities``, and
+``order.priorities`` below them); ``PriorityPlan`` remembers what was last set
+and hands it to the torrent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from torrentds.swarm import order
+from torrentds.swarm.shards import ShardBook
+from torrentds.torrent.engine import FileEntry, TorrentRef
+
+# A ranked node holds other shards back while its own keep arriving; if they
+# stall this long, the rest flows again so the swarm moves.
+STALL_SECONDS = 10.0
+
+
+def file_priorities(
+    files: Sequence[FileEntry],
+    shard_paths: Sequence[str],
+    shard_prio: Sequence[int],
+    manifest_index: int | None,
+) -> list[int]:
+    """A priority per file: its shard's, the manifest on top, anything else normal."""
+    by_path = dict(zip(shard_paths, shard_prio, strict=True))
+    prio = [by_path.get(f.path, order.NORMAL) for f in files]
+    if manifest_index is not None:
+        prio[manifest_index] = order.TOP
+    return prio
+
+
+def slice_piece_priorities(
+    files: Sequence[FileEntry],
+    prio: Sequence[int],
+    piece_size: int,
+    num_pieces: int,
+    slice_: order.Slice,
+) -> list[int]:
+    """The piece priorities ``prio`` (per file) implies, this peer's slice on top."""
+    base = [order.SKIP] * num_pieces
+    for f, file_prio in zip(files, prio, strict=True):
+        for p in f.pieces(piece_size):
+            base[p] = max(base[p], file_prio)
+    return order.slice_priorities(base, slice_.for_piece_size(piece_size))
+
+
+class PriorityPlan:
+    def __init__(self, ordering: order.Ordering, seeding_only: bool = False) -> None:
+        self.ordering = ordering
+        self.seeding_only = seeding_only
+        self.file_priorities: list[int] = []
+        self.slice_priorities: list[int] = []  # per piece, with --slice
+        self.slice_checked_at = 0.0
+        self._own: set[int] = set()  # id() of this node's shards
+        self.last_own_progress = time.monotonic()
+
+    def follow(self, book: ShardBook) -> None:
+        """The shards are known: remember which are this node's own."""
+        self._own = {id(s) for s in book.wanted(self.ordering, own_only=True)}
+
+    def piece_passed(self, book: ShardBook, piece: int, now: float) -> None:
+        if any(id(s) in self._own for s in book.by_piece.get(piece, ())):
+            self.last_own_progress = now
+
+    def apply(
+        self,
+        ref: TorrentRef,
+        book: ShardBook,
+        download_order: Sequence[int],
+        files: Sequence[FileEntry],
+        manifest_index: int | None,
+    ) -> list[int]:
+        """Set the file priorities the shards' state implies; returns the window
+        (indexes of the shards at the top)."""
+        if self.seeding_only:
+            return []
+        mine = book.wanted(self.ordering, own_only=True)
+        hold = (
+            bool(mine)
+            and not all(s.ready for s in mine)
+            and time.monotonic() - self.last_own_progress < STALL_SECONDS
+        )
+        entries = [s.entry for s in book.shards]
+        ready = [s.ready for s in book.shards]
+        shard_prio = order.priorities(entries, download_order, ready, self.ordering, hold)
+        prio = file_priorities(files, [e.path for e in entries], shard_prio, manifest_index)
+        if prio != self.file_priorities:
+            self.set_file_priorities(ref, prio, files)
+        return [i for i, p in enumerate(shard_prio) if p == order.TOP]
+
+    def set_file_priorities(
+        self, ref: TorrentRef, prio: list[int], files: Sequence[FileEntry]
+    ) -> None:
+        """File priorities; with --slice, the piece priorities they imply."""
+        self.file_priorities = prio
+        ref.prioritize_files(prio)
+        slice_ = self.ordering.slice
+        if slice_ is None:
+            return
+        size, count = ref.piece_size(), ref.num_pieces()
+        self.slice_priorities = slice_piece_priorities(files, prio, size, count, slice_)
+        self.hold_slice(ref)
+
+    def hold_slice(self, ref: TorrentRef) -> None:
+        """libtorrent applies file priorities later, on its disk thread, and that
+        resets piece priorities: put the slice back as soon as it is lost (the
+        alert), and every second in case an alert was missed."""
+        if self.slice_priorities and ref.piece_priorities() != self.slice_priorities:
+            ref.prioritize_pieces(self.slice_priorities)
