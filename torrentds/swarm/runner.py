@@ -112,14 +112,7 @@ class Runner:
         self.running.set()
         try:
             while not stop.is_set():
-                self.pump(TICK_SECONDS)
-                self._run_calls()
-                now = time.monotonic()
-                for infohash, job in list(self.jobs.items()):
-                    if self._guard(job, lambda j=job, t=now: j.tick(t)):  # type: ignore[misc]
-                        self.finished[infohash] = self._end(job, stopped=False)
-                        self.jobs.pop(infohash, None)
-                        self.engine.remove(job.ref)
+                self.step(TICK_SECONDS)
                 if until_empty and not self.jobs:
                     return
             for infohash in list(self.jobs):
@@ -128,6 +121,18 @@ class Runner:
             self.running.clear()
             self._run_calls()
             self._thread = None
+
+    def step(self, timeout: float) -> None:
+        """One pass of the loop: events (waiting up to ``timeout``), calls from
+        other threads, then every job's tick; a job whose tick says done ends."""
+        self.pump(timeout)
+        self._run_calls()
+        now = time.monotonic()
+        for infohash, job in list(self.jobs.items()):
+            if self._guard(job, lambda j=job, t=now: j.tick(t)):  # type: ignore[misc]
+                self.finished[infohash] = self._end(job, stopped=False)
+                self.jobs.pop(infohash, None)
+                self.engine.remove(job.ref)
 
     def _run_calls(self) -> None:
         while True:

@@ -350,6 +350,11 @@ class TorrentRef:
         self._h.remove_url_seed(url)
         self._h.add_url_seed(url)
 
+    def add_piece(self, piece: int, data: bytes) -> None:
+        """Hand libtorrent a piece's bytes as a peer's blocks would arrive: it
+        checks, writes and reports them (``PieceFinished`` or ``HashFailed``)."""
+        self._h.add_piece(piece, data, 0)
+
     def flush(self) -> None:
         """Ask libtorrent to write out its cache; a ``CacheFlushed`` follows."""
         self._h.flush_cache()
