@@ -125,9 +125,13 @@ def test_manifest_first_then_read_only_after_a_flush(rig: Rig, made: Made, tmp_p
     pieces = pieces_of(made.origin, made.torrent)
     span = engine.torrent_layout(made.torrent)[index].pieces(len(pieces[0]))
     feed(job, pieces, span)
-    rig.until(lambda: job.manifest_wanted or job.manifest_flushed, 10, "the manifest's pieces")
+    rig.until(
+        lambda: job.flushes.manifest_wanted or job.flushes.manifest_flushed,
+        10,
+        "the manifest's pieces",
+    )
     rig.until(lambda: job.phase is Phase.DOWNLOADING, 10, "the manifest to be read")
-    assert job.manifest_flushed  # read from disk only after a flush put it there
+    assert job.flushes.manifest_flushed  # read from disk only after a flush put it there
     assert len(job.book.shards) == len(manifest.load(made.origin).shards)
     assert max(job.plan.file_priorities) == 7 and job.plan.file_priorities.count(0) < len(files)
 

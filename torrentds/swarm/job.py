@@ -19,29 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torrentds.dataset import hashing, manifest
+from torrentds.dataset import manifest
 from torrentds.dataset.manifest import Manifest, ShardEntry
-from torrentds.errors import ManifestError, StorageError, TorrentdsError
+from torrentds.errors import StorageError, TorrentdsError
 from torrentds.statedir import resume_file
 from torrentds.swarm import events as ev
-from torrentds.swarm import order, placement, recovery
+from torrentds.swarm import order, placement, recovery, verifier
 from torrentds.swarm.deadlines import DeadlineFeeder
 from torrentds.swarm.events import Emit, JobResult
 from torrentds.swarm.phase import Phase, move
 from torrentds.swarm.priorities import PriorityPlan
 from torrentds.swarm.resume import ResumeLedger
-from torrentds.swarm.shards import (
-    MAX_SHARD_FAILURES,
-    ShardBook,
-    foreign_shards,
-    load_checked,
-    with_sha,
-)
+from torrentds.swarm.shards import ShardBook, foreign_shards, load_checked
 from torrentds.torrent import engine as eng
 from torrentds.training import handoff
 
 WEB_SEED_SAMPLE_SECONDS = 0.1
-FLUSH_RETRY_SECONDS = 30.0
 COMPLETING_SECONDS = 8.0  # at most this long for the flush and resume save of completion
 
 
@@ -91,11 +84,7 @@ class Job:
         self.manifest: Manifest | None = None
         self.manifest_index: int | None = None
         self.order: list[int] = []
-        # Shards are read from disk only after a flush (``flush_pending``); the
-        # manifest too: ``manifest_wanted`` until a flush, then ``manifest_flushed``.
-        self.flush_pending = self.manifest_wanted = self.manifest_flushed = False
-        self.flush_at = 0.0
-        self.flushes_seen = 0
+        self.flushes = verifier.Flushes()
         self.completing_since = 0.0
         self.completing_flushes = 0
         self.hash_failures = 0
@@ -104,9 +93,7 @@ class Job:
         self.restart_pending = False
         self.web_seeds = recovery.WebSeedRetry(opts.reconnect_interval, set(self.ref.web_seeds()))
         self.stall = recovery.StallWatch(now)
-        self.web_seed_bytes = 0
-        self._web_seen: dict[str, int] = {}
-        self._web_sampled = 0.0
+        self.web_seed_bytes = recovery.WebSeedCounter()
         self.total_size = 0
 
     # -- what others read ---------------------------------------------------------
@@ -137,7 +124,7 @@ class Job:
         if now - self.last_progress >= self.opts.progress_interval:
             self.last_progress = now
             self._apply_priorities()  # releases held shards after a stall
-            self._count_web_seed_bytes()
+            self.web_seed_bytes.sample(now, self.ref.web_seed_totals())
             self._recover(now)
             self._progress()
         if not self.completed and now - self.last_resume >= self.opts.resume_interval:
@@ -147,10 +134,9 @@ class Job:
             self.last_connect = now
             for peer in self.opts.peers:
                 self.ref.connect_peer(peer)
-        if self.flush_pending and now - self.flush_at > FLUSH_RETRY_SECONDS:
-            self.flush_pending = False  # a flush that never reports back: ask again
-        if (self.book.candidates or self.manifest_wanted) and not self.flush_pending:
-            self._flush()
+        if self.flushes.due(now, bool(self.book.candidates)):
+            self.flushes.asked(now)
+            self.ref.flush()
         if self.phase is Phase.DOWNLOADING and self._is_complete():
             self._begin_completing(now)
         if self.phase is Phase.COMPLETING:
@@ -204,7 +190,7 @@ class Job:
             "seconds_seeded": round(time.monotonic() - since, 1) if since is not None else 0.0,
             "downloaded": st.downloaded,
             "uploaded": st.uploaded,
-            "web_seed_bytes": self.web_seed_bytes,
+            "web_seed_bytes": self.web_seed_bytes.total,
             "hash_failures": self.hash_failures,
             "dataset_dir": str(self.dataset_dir or ""),
         }
@@ -272,22 +258,9 @@ class Job:
         self.ref = self.engine.add(spec)
         self.deadlines = DeadlineFeeder()
         self._apply_priorities()
-        self._web_seen = {}
+        self.web_seed_bytes.forget_connections()
         self.web_seeds.retried.clear()
         self.stall.restarted(time.monotonic())
-
-    def _count_web_seed_bytes(self) -> None:
-        """Accumulate bytes from web seeds across reconnects (a counter for metrics).
-
-        Sampled, so approximate: what a web seed sent after the last sample
-        before its connection closed is not counted.
-        """
-        self._web_sampled = time.monotonic()
-        now = self.ref.web_seed_totals()
-        for key, total in now.items():
-            before = self._web_seen.get(key, 0)
-            self.web_seed_bytes += total - before if total >= before else total
-        self._web_seen = now
 
     # -- completion and seeding ---------------------------------------------------
     def _is_complete(self) -> bool:
@@ -299,12 +272,12 @@ class Job:
     def _begin_completing(self, now: float) -> None:
         """Flush so "completed" means on disk, then persist resume data."""
         self._go(Phase.COMPLETING)
-        self.completing_since, self.completing_flushes = now, self.flushes_seen
+        self.completing_since, self.completing_flushes = now, self.flushes.seen
         self.ref.flush()
         self._request_resume(force=True)
 
     def _end_completing(self, now: float) -> None:
-        settled = self.flushes_seen > self.completing_flushes and not self.resume.in_flight
+        settled = self.flushes.seen > self.completing_flushes and not self.resume.in_flight
         if not settled and now - self.completing_since < COMPLETING_SECONDS:
             return
         self._go(Phase.SEEDING)
@@ -356,7 +329,6 @@ class Job:
             if isinstance(event, eng.TorrentChecked) and self.opts.seeding_only:
                 self._warn_if_damaged()
         elif isinstance(event, eng.CacheFlushed):
-            self.flushes_seen += 1
             self._on_flushed()
         elif isinstance(event, eng.ResumeData | eng.ResumeFailed):
             if isinstance(event, eng.ResumeFailed):
@@ -378,10 +350,10 @@ class Job:
         self.stall.data(now)
         if self.deadlines.passed(piece):
             self._top_up_deadlines()
-        if now - self._web_sampled >= WEB_SEED_SAMPLE_SECONDS:
+        if now - self.web_seed_bytes.sampled_at >= WEB_SEED_SAMPLE_SECONDS:
             # While pieces arrive: a web seed's connection (and its byte count)
             # goes away once the torrent is complete.
-            self._count_web_seed_bytes()
+            self.web_seed_bytes.sample(now, self.ref.web_seed_totals())
         self.book.passed(piece)
         if self.phase is Phase.MANIFEST:
             self._try_manifest()
@@ -436,8 +408,8 @@ class Job:
         entry = files[self.manifest_index]
         if not all(p in self.book.have for p in entry.pieces(self.ref.piece_size())):
             return
-        if not (self.opts.seeding_only or self.manifest_flushed):
-            self.manifest_wanted = True  # read it only after a flush puts it on disk
+        if not (self.opts.seeding_only or self.flushes.manifest_flushed):
+            self.flushes.manifest_wanted = True  # read it only after a flush puts it on disk
             return
         self.manifest = load_checked(self.place.dataset, files, self.ref.piece_size())
         self._go(Phase.DOWNLOADING)
@@ -508,43 +480,17 @@ class Job:
         if self.seeding_since is None:
             self._start_seeding()  # such a folder may never be complete: count from now
 
-    def _flush(self) -> None:
-        self.flush_pending = True
-        self.flush_at = time.monotonic()
-        self.ref.flush()
-
     def _on_flushed(self) -> None:
-        if not self.flush_pending:
+        ours, manifest_on_disk = self.flushes.reported()
+        if not ours:
             return
-        self.flush_pending = False
-        if self.manifest_wanted:
-            self.manifest_wanted, self.manifest_flushed = False, True
+        if manifest_on_disk:
             self._try_manifest()
-        self._verify_candidates()
-
-    def _verify_candidates(self) -> None:
         rank = {self.book.shards[i].entry.path: k for k, i in enumerate(self.order)}
-        recheck = False
         # Shards that completed together are logged in this peer's order.
-        for shard in self.book.take_candidates(rank):
-            digest = hashing.sha256_file(shard.file_path, durable=True)
-            expected = shard.entry.sha256
-            if expected and digest != expected:
-                shard.failures += 1
-                self._warn(
-                    f"{shard.file_path}: sha256 {digest[:12]}… does not match the "
-                    f"manifest's {expected[:12]}…; re-checking and fetching it again"
-                )
-                if shard.failures >= MAX_SHARD_FAILURES:
-                    raise ManifestError(
-                        shard.file_path,
-                        "sha256 keeps disagreeing with the manifest although every piece "
-                        "passed; the manifest does not describe this torrent's data",
-                    )
-                recheck = True
-                continue
-            shard.ready = True
-            self.resume.verified(shard.entry if expected else with_sha(shard.entry, digest), digest)
+        passed, recheck = verifier.verify(self.book, rank, self._warn)
+        for entry, digest in passed:
+            self.resume.verified(entry, digest)
             self._request_resume()
             self._apply_priorities()
         if recheck:

@@ -84,3 +84,28 @@ class StallWatch:
         self.best_done = 0  # partial pieces were dropped: count from here
         self.last_new_data = now
         self.wait = min(self.wait * 2, MAX_WAIT_SECONDS)
+
+
+class WebSeedCounter:
+    """Bytes from web seeds across reconnects (a counter for metrics).
+
+    Sampled, so approximate: what a web seed sent after the last sample
+    before its connection closed is not counted.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.sampled_at = 0.0
+        self._seen: dict[str, int] = {}
+
+    def sample(self, now: float, totals: dict[str, int]) -> None:
+        """Each open web seed connection's byte count now."""
+        self.sampled_at = now
+        for key, count in totals.items():
+            before = self._seen.get(key, 0)
+            self.total += count - before if count >= before else count
+        self._seen = totals
+
+    def forget_connections(self) -> None:
+        """The torrent was re-added: its connections (and their counts) are new."""
+        self._seen = {}
