@@ -32,12 +32,10 @@ stime of every process of the way, origin and leechers, from the start to the la
 completion); and for torrentds the time to the first verified shard against the time to
 complete. Also the HTTP bound N·F/u_s, a PNG plot (``--plot``) and the targets of issue 5.
 
-Experiments (torrentds ways only): ``--window`` (``get --window``), ``--seed-max-upload``
-(``seed --max-upload``), ``--lt-seed`` / ``--lt-leech KEY=VALUE`` (libtorrent settings merged
-over ``engine.lan_settings()`` in that process only, through ``benchmarks/lt_variant.py``)
-and ``--super-seed``; ``--no-window`` / ``--no-deadlines`` switch off the download window's
-top priority / piece deadlines; ``--upload-log DIR`` makes every torrentds process log each
-block it uploads and each piece it completes (to find where duplicate sends come from).
+Variants (torrentds ways only), all options of torrentds itself: ``--no-slice`` (a plain
+``get``), ``--ranked`` (``get --rank i --world-size N``), ``--window`` (``get --window``) and
+``--seed-max-upload`` (``seed --max-upload``). To try an engine setting, edit
+``engine.lan_settings()`` in the working tree and compare with a run of ``--rev HEAD``.
 ``--ttfs`` runs torrentds only and adds a per-leecher table: when its first, 25%, 50%, 75% and
 all shards were verified.
 
@@ -678,20 +676,8 @@ class Ctx:
         return f"{self.args.subnet}.{octet}"
 
 
-def variant_env(settings: dict[str, Any], flags: Sequence[str] = ()) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    if settings:
-        env["TDSB_LT_SETTINGS"] = json.dumps(settings)
-    for flag in flags:
-        env[flag] = "1"
-    return env
-
-
-def torrentds_exec(variant: bool) -> list[str]:
-    if variant:
-        return [sys.executable, str(HERE / "lt_variant.py")]
-    return [sys.executable, "-m", "torrentds"]
+def torrentds_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def start_origin(
@@ -699,19 +685,14 @@ def start_origin(
 ) -> Proc:
     ds, args = ctx.ds, ctx.args
     if way == "torrentds":
-        variant = bool(args.lt_seed) or args.super_seed or args.upload_log is not None
         cmd = [
-            *torrentds_exec(variant),
+            *torrentds_cmd(),
             *("seed", str(ds.folder), str(ds.torrent), "--skip-check"),
             *("--listen", f"{origin.ip}:{BT_PORT}", *TORRENTDS_NET),
         ]
         if args.seed_max_upload:
             cmd += ["--max-upload", args.seed_max_upload]
-        env = variant_env(args.lt_seed, ["TDSB_SUPER_SEED"] if args.super_seed else [])
-        if args.upload_log:
-            args.upload_log.mkdir(parents=True, exist_ok=True)
-            env["TDSB_UPLOAD_LOG"] = str(args.upload_log / "seeder.log")
-        return procs.start("seeder", origin.ns, cmd, env=env, events=True)
+        return procs.start("seeder", origin.ns, cmd, env=torrentds_env(), events=True)
     if way == "aria2c":
         # -V hashes the origin's files (before the clock starts), then it seeds them forever.
         return procs.start(
@@ -793,17 +774,8 @@ def start_leecher(
     label = f"leecher{i}"
     if way in ("torrentds", "webseed"):
         torrent = ds.torrent if way == "torrentds" else ds.webseed_torrent
-        flags = [
-            *(["TDSB_NO_DEADLINES"] if args.no_deadlines else []),
-            *(["TDSB_NO_WINDOW"] if args.no_window else []),
-        ]
         cmd = [
-            *torrentds_exec(
-                bool(args.lt_leech)
-                or bool(flags)
-                or args.upload_log is not None
-                or args.leave_origin
-            ),
+            *torrentds_cmd(),
             *("get", str(torrent), "-d", str(home), "--seed-hours", "inf"),
             *("--no-default-trackers", "--listen", f"{host.ip}:{BT_PORT}", *TORRENTDS_NET),
         ]
@@ -813,12 +785,7 @@ def start_leecher(
             cmd += ["--rank", str(i), "--world-size", str(n)]
         elif not args.no_slice:
             cmd += ["--slice", f"{i}/{n}"]
-        env = variant_env(args.lt_leech, flags)
-        if args.leave_origin:
-            env["TDSB_LEAVE_ORIGIN"] = ctx.ip(ORIGIN_OCTET)
-        if args.upload_log:
-            env["TDSB_UPLOAD_LOG"] = str(args.upload_log / f"{label}-{host.ip}.log")
-        proc = procs.start(label, host.ns, cmd, env=env, events=True)
+        proc = procs.start(label, host.ns, cmd, env=torrentds_env(), events=True)
     elif way == "aria2c":
         env = {**os.environ, "BENCH_DONE_FILE": str(mark)}
         proc = procs.start(
@@ -1056,22 +1023,10 @@ def report(
         variant.append(f"get --window {args.window}")
     if args.seed_max_upload:
         variant.append(f"seed --max-upload {args.seed_max_upload}")
-    if args.lt_seed:
-        variant.append(f"seeder libtorrent settings {json.dumps(args.lt_seed)}")
-    if args.lt_leech:
-        variant.append(f"leecher libtorrent settings {json.dumps(args.lt_leech)}")
-    if args.super_seed:
-        variant.append("seeder super-seeding")
-    if args.no_deadlines:
-        variant.append("leechers set no piece deadlines")
-    if args.no_window:
-        variant.append("leechers: no top-priority window, no deadlines (rarest-first)")
     if args.ranked:
         variant.append("leechers: get --rank i --world-size N (each node's shards first)")
     if args.no_slice and not args.ranked:
         variant.append("leechers: plain get, no --slice (shuffled shard window)")
-    if args.leave_origin:
-        variant.append("leechers leave the origin once their slice is in (experiment)")
     add(f"- torrentds variant: {'; '.join(variant) if variant else 'defaults (none)'}")
     add(
         f"- runs per case: {args.repeat}; medians. The clock starts when the leechers are "
@@ -1243,21 +1198,6 @@ def draw(
 # --------------------------------------------------------------------------- main
 
 
-def setting(text: str) -> tuple[str, int | bool | str]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    value: int | bool | str
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    else:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = raw
-    return key, value
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size-mb", type=int, default=512, help="dataset size in MiB (512)")
@@ -1279,53 +1219,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed-max-upload", help="torrentds seed --max-upload RATE")
     p.add_argument(
-        "--lt-seed",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="libtorrent setting for the torrentds seeder (experiment; repeatable)",
-    )
-    p.add_argument(
-        "--lt-leech",
-        type=setting,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="libtorrent setting for torrentds leechers (experiment; repeatable)",
-    )
-    p.add_argument("--super-seed", action="store_true", help="torrentds seeder super-seeds")
-    p.add_argument(
         "--no-slice",
         action="store_true",
         help="torrentds leechers run a plain get (by default leecher i of N gets --slice i/N)",
     )
     p.add_argument(
-        "--leave-origin",
-        action="store_true",
-        help="experiment (with slices): a leecher that has its slice blocks the "
-        "origin's address, and unblocks it after 5 s without a new piece",
-    )
-    p.add_argument(
         "--ranked",
         action="store_true",
         help="torrentds leechers get --rank i --world-size N, as training nodes would",
-    )
-    p.add_argument(
-        "--no-deadlines",
-        action="store_true",
-        help="torrentds leechers set no piece deadlines for their window (experiment)",
-    )
-    p.add_argument(
-        "--no-window",
-        action="store_true",
-        help="torrentds leechers: no top-priority window, no deadlines (experiment)",
-    )
-    p.add_argument(
-        "--upload-log",
-        type=Path,
-        help="diagnostic: a folder where each torrentds process logs the blocks it uploads "
-        "and the pieces it completes",
     )
     p.add_argument(
         "--ttfs",
@@ -1345,8 +1246,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (data and logs)")
     args = p.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
-    args.lt_seed = dict(args.lt_seed)
-    args.lt_leech = dict(args.lt_leech)
     if args.ttfs:
         args.ways = ["torrentds"]
     if args.seed_cap_mbit is None:
