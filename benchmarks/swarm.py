@@ -76,7 +76,7 @@ from types import FrameType
 from typing import IO, Any
 from urllib.parse import quote, quote_from_bytes
 
-from intact import verify_copy
+from harness.verify import verify_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,125 @@
+"""One benchmark session: its temp folder, its signals, its runs and its cleanup.
+
+``guarded`` runs a benchmark so that an error, Ctrl-C, SIGTERM or SIGHUP still stops every
+process it started and deletes every namespace it made, then checks that nothing is left
+(exit 3 naming what is, if anything is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from harness import netns
+from harness.procs import SESSIONS, reap_any
+from harness.proctime import session_members
+
+LEFTOVERS = 3  # the exit code when cleanup left something behind
+
+
+def progress(tag: str) -> Callable[[str], None]:
+    """A logger of progress lines to stderr (stdout is for the report)."""
+
+    def log(msg: str) -> None:
+        print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def guarded(
+    name: str,
+    run: Callable[[Path], int],
+    log: Callable[[str], None],
+    *,
+    parent: Path | None,
+    need_bytes: float,
+    keep: bool,
+    ns_prefix: str = "",
+) -> int:
+    """``run(work)`` in a fresh temp folder ``torrentds-NAME-*`` under ``parent`` (/tmp) with
+    ``need_bytes`` free;
+    its exit code, 130 if interrupted, ``LEFTOVERS`` if cleanup left anything behind."""
+    parent = parent or Path("/tmp")
+    parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(parent).free
+    if free < need_bytes:
+        raise SystemExit(f"{parent}: {free / 1e9:.1f} GB free, need ~{need_bytes / 1e9:.1f} GB")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    work = Path(tempfile.mkdtemp(prefix=f"torrentds-{name}-", dir=parent))
+    work.chmod(0o755)  # opentracker drops to "nobody" and must reach its folder
+    code = 1
+    try:
+        code = run(work)
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc}); cleaning up")
+        code = 130
+    finally:
+        # No signal may cut the cleanup short.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        left = leftovers(ns_prefix)
+        if keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if left:
+        log("cleanup failed, left behind:\n  " + "\n  ".join(left))
+        return LEFTOVERS
+    where = f"no namespace {ns_prefix}*, " if ns_prefix else ""
+    log(f"cleanup verified: {where}no process of ours left")
+    return code
+
+
+def leftovers(ns_prefix: str) -> list[str]:
+    """Kill what is left (bounded), then name anything that still is."""
+    if ns_prefix:
+        netns.remove_namespaces(ns_prefix)
+    for sid in SESSIONS:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(sid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and session_members(SESSIONS):
+        reap_any()
+        time.sleep(0.1)
+    reap_any()
+    left = [f"network namespace {ns}" for ns in netns.namespaces(ns_prefix)] if ns_prefix else []
+    return left + session_members(SESSIONS)
+
+
+def ordered(kinds: Sequence[str], repetition: int) -> list[str]:
+    """``kinds`` in the order of one repetition: reversed every other time, so that no kind
+    always runs first (on a cooler machine, or after the page cache warmed)."""
+    return list(kinds) if repetition % 2 == 0 else list(reversed(kinds))
+
+
+class RunDirs:
+    """A fresh numbered folder per run, for its logs and leechers' copies; deleted after
+    the run unless ``keep``."""
+
+    def __init__(self, work: Path, keep: bool) -> None:
+        self.work = work
+        self.keep = keep
+        self.count = 0
+
+    @contextlib.contextmanager
+    def new(self, label: str) -> Iterator[Path]:
+        self.count += 1
+        path = self.work / f"run{self.count:03d}-{label}"
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            if not self.keep:
+                shutil.rmtree(path, ignore_errors=True)
