@@ -45,7 +45,7 @@ from harness.aria2 import Aria2, write_hook
 from harness.netns import LOOPBACK, free_port
 from harness.report import torrentds_source
 from harness.servers import Tracker
-from harness.session import RunDirs, guarded, ordered, progress
+from harness.session import RunDirs, guarded, ordered, progress, require
 from transfer_report import cpu_table, header, transfer_table
 from transfer_runs import (
     Context,
@@ -92,14 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.size_mb, args.repeat, *args.n) < 1:
         p.error("--size-mb, --repeat and --n must be positive")
-    for tool in (
-        "opentracker",
-        "curl",
-        "sha256sum",
-        *(["aria2c"] if "aria2c" in args.tools else []),
-    ):
-        if shutil.which(tool) is None:
-            p.error(f"{tool} not found on PATH")
+    tools = ["opentracker", "curl", "sha256sum"]
+    require(p, tools + (["aria2c"] if "aria2c" in args.tools else []))
     return args
 
 

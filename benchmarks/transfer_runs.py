@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 from harness.aria2 import Aria2, done_time
 from harness.data import Dataset
 from harness.netns import LOOPBACK
-from harness.procs import Proc, Procs
+from harness.procs import Proc, Procs, stop_seeder
 from harness.proctime import CLK_TCK, Sampler, sample
 from harness.servers import Tracker
 from harness.verify import verify_copies
@@ -95,15 +94,6 @@ def get_args(ds: Dataset, home: Path) -> list[str]:
         *("get", str(ds.torrent), "-d", str(home), "--seed-hours", "inf"),
         *("--no-default-trackers", *ISOLATED),
     ]
-
-
-def stop_seeder(seeder: Proc) -> int | None:
-    """Stop a torrentds seeder gracefully: its final "done" event says what it uploaded."""
-    seeder.signal(signal.SIGTERM)
-    try:
-        return int(seeder.wait_event("done", 15)["uploaded"])
-    except RuntimeError:
-        return None
 
 
 def run_torrentds(ctx: Context, n: int, run_dir: Path) -> Run:

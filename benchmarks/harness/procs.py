@@ -186,6 +186,16 @@ class Proc:
         return text.strip()
 
 
+def stop_seeder(seeder: Proc) -> int | None:
+    """Stop a torrentds seeder gracefully; the bytes it uploaded, from its final "done"
+    event (None if it did not say)."""
+    seeder.signal(signal.SIGTERM)
+    try:
+        return int(seeder.wait_event("done", 15)["uploaded"])
+    except RuntimeError:
+        return None
+
+
 class Procs:
     """The processes of one run; ``stop_all`` ends them all (SIGTERM, then SIGKILL, bounded)."""
 

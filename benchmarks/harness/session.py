@@ -7,6 +7,7 @@ process it started and deletes every namespace it made, then checks that nothing
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -32,6 +33,13 @@ def progress(tag: str) -> Callable[[str], None]:
         print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
 
     return log
+
+
+def require(parser: argparse.ArgumentParser, tools: Sequence[str]) -> None:
+    """Exit through ``parser`` (status 2) naming the first tool not on PATH."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} not found on PATH")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
