@@ -1,5 +1,6 @@
-"""Generated datasets: random samples as WebDataset tar shards or raw files, made into a
-torrent by ``torrentds create`` (no default trackers: only the URL a benchmark names)."""
+"""Generated datasets: random samples as WebDataset tar shards, raw files or an ImageFolder
+of PNGs, made into a torrent by ``torrentds create`` (no default trackers: only the URL a
+benchmark names)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.procs import sh, torrentds_cmd
+from torrentds.dataset.demo_data import png_bytes
 
 MIB = 1 << 20
 CLASSES = 10
@@ -69,6 +71,23 @@ def write_files(split: Path, total_bytes: int, file_bytes: int, rng: random.Rand
     split.mkdir(parents=True)
     for i, start in enumerate(range(0, total_bytes, file_bytes)):
         (split / f"{i:06d}.bin").write_bytes(rng.randbytes(min(file_bytes, total_bytes - start)))
+
+
+def write_imagefolder(root: Path, total_bytes: int, file_kb: int, seed: int) -> list[Path]:
+    """``root/train/<class>/<n>.png``: real PNGs of seeded noise, ~``file_kb`` KB each."""
+    rng = random.Random(seed)
+    side = max(8, int((file_kb * 1000 / 3) ** 0.5))  # RGB noise barely compresses
+    paths: list[Path] = []
+    written = 0
+    while written < total_bytes:
+        n = len(paths)
+        folder = root / "train" / f"class{n % CLASSES:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths.append(folder / f"{n:07d}.png")
+        data = png_bytes(rng, side)
+        paths[-1].write_bytes(data)
+        written += len(data)
+    return paths
 
 
 @dataclass(frozen=True)
