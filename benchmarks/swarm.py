@@ -62,7 +62,7 @@ from pathlib import Path
 from harness import data
 from harness.aria2 import write_hook
 from harness.report import torrentds_source
-from harness.session import RunDirs, guarded, ordered, progress, require
+from harness.session import Runs, guarded, progress, require
 from swarm_report import Bound, dump_json, report, summarize
 from swarm_run import RunResult, run_once
 from swarm_ways import WAYS, Ctx, http_url, tracker_url
@@ -188,22 +188,16 @@ def run(args: argparse.Namespace, work: Path, prefix: str) -> int:
     t0 = time.perf_counter()
     ctx = make_context(args, work, prefix)
     ds = ctx.ds
-    log(
-        f"  {ds.size:,} bytes, {ds.shards} shards, {ds.pieces} pieces, infohash {ds.infohash} "
-        f"({time.perf_counter() - t0:.1f} s)"
-    )
+    log(f"  {ds} ({time.perf_counter() - t0:.1f} s)")
     bound = Bound.of(args, ds.size)
     results: list[RunResult] = []
-    dirs = RunDirs(work, args.keep)
+    runs = Runs(work, args.keep, args.repeat, log)
     for rep in range(args.repeat):
-        for n in args.n:
-            for way in ordered(args.ways, rep):
-                log(f"repeat {rep + 1}/{args.repeat}: {way}, N={n}")
-                with dirs.new(f"{way}-{n}") as run_dir:
-                    results.append(run_once(ctx, way, n, run_dir))
-                if args.json_out is not None:  # after every run: a stopped run keeps its data
-                    dump_json(args.json_out, ds.size, args.argv, results)
-                log_run(results[-1], bound)
+        for case, run_dir in runs.cases(rep, args.n, args.ways):
+            results.append(run_once(ctx, case.kind, case.n, run_dir))
+            if args.json_out is not None:  # after every run: a stopped run keeps its data
+                dump_json(args.json_out, ds.size, args.argv, results)
+            log_run(results[-1], bound)
     summaries = summarize(results, ds.size)
     plot = None
     if not args.no_plot:

@@ -45,7 +45,7 @@ from harness.aria2 import Aria2, write_hook
 from harness.netns import LOOPBACK, free_port
 from harness.report import torrentds_source
 from harness.servers import Tracker
-from harness.session import RunDirs, guarded, ordered, progress, require
+from harness.session import Runs, guarded, progress, require
 from transfer_report import cpu_table, header, transfer_table
 from transfer_runs import (
     Context,
@@ -135,27 +135,20 @@ def run(args: argparse.Namespace, work: Path) -> int:
     log(f"writing {args.size_mb} MiB of random files and packing them with torrentds create")
     t0 = time.perf_counter()
     ds = make_dataset(args, work, tracker)
-    log(
-        f"  {ds.size:,} bytes, {ds.shards} shards, infohash {ds.infohash} "
-        f"({time.perf_counter() - t0:.1f} s)"
-    )
+    log(f"  {ds} ({time.perf_counter() - t0:.1f} s)")
     aria2 = Aria2(ds.torrent, tracker.url, None, pex=False)
     ctx = Context(args, ds, tracker, aria2, write_hook(work))
     scenarios = {(tool, n): Scenario(tool, n) for n in args.n for tool in args.tools}
     cpu_runs: list[CpuRun] = []
-    dirs = RunDirs(work, args.keep)
+    runs = Runs(work, args.keep, args.repeat, log)
     for rep in range(args.repeat):
-        for n in args.n:
-            for tool in ordered(args.tools, rep):
-                log(f"repeat {rep + 1}/{args.repeat}: {tool}, {n} leecher(s)")
-                with dirs.new(f"{tool}-{n}") as run_dir:
-                    result = RUNNERS[tool](ctx, n, run_dir)
-                scenarios[(tool, n)].runs.append(result)
-                log_run(result)
+        for case, run_dir in runs.cases(rep, args.n, args.tools):
+            result = RUNNERS[case.kind](ctx, case.n, run_dir)
+            scenarios[(case.kind, case.n)].runs.append(result)
+            log_run(result)
         for check in [] if args.no_cpu else ["checked", "skip-check"]:
-            cap = args.max_upload
-            log(f"repeat {rep + 1}/{args.repeat}: torrentds seeder ({check}) at --max-upload {cap}")
-            with dirs.new(f"cpu-{check}") as run_dir:
+            what = f"torrentds seeder ({check}) at --max-upload {args.max_upload}"
+            with runs.folder(rep, what, f"cpu-{check}") as run_dir:
                 cpu_runs.append(run_cpu(ctx, run_dir, check))
             log_cpu(cpu_runs[-1])
     lines = header(args, ds) + transfer_table(list(scenarios.values()), ds)

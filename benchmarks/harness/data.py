@@ -103,6 +103,12 @@ class Dataset:
     piece_size: int
     shards: int
 
+    def __str__(self) -> str:
+        return (
+            f"{self.size:,} bytes, {self.shards} shards, {self.pieces} pieces, "
+            f"infohash {self.infohash}"
+        )
+
 
 def create(source: Path, torrent: Path, tracker_url: str, *extra: str) -> Dataset:
     """``torrentds create SOURCE`` naming only ``tracker_url``; ``extra`` are more options."""

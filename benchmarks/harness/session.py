@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -106,23 +107,40 @@ def leftovers(ns_prefix: str) -> list[str]:
     return left + session_members(SESSIONS)
 
 
-def ordered(kinds: Sequence[str], repetition: int) -> list[str]:
-    """``kinds`` in the order of one repetition: reversed every other time, so that no kind
-    always runs first (on a cooler machine, or after the page cache warmed)."""
-    return list(kinds) if repetition % 2 == 0 else list(reversed(kinds))
+@dataclass(frozen=True)
+class Case:
+    """One run to make: ``kind`` (a tool, a way) with ``n`` leechers."""
+
+    n: int
+    kind: str
 
 
-class RunDirs:
-    """A fresh numbered folder per run, for its logs and leechers' copies; deleted after
-    the run unless ``keep``."""
+class Runs:
+    """The runs of a benchmark: each announced on the log, in a fresh numbered folder for
+    its logs and leechers' copies, deleted after the run unless ``keep``."""
 
-    def __init__(self, work: Path, keep: bool) -> None:
+    def __init__(self, work: Path, keep: bool, repeat: int, log: Callable[[str], None]) -> None:
         self.work = work
         self.keep = keep
+        self.repeat = repeat
+        self.log = log
         self.count = 0
 
+    def cases(
+        self, rep: int, ns: Sequence[int], kinds: Sequence[str]
+    ) -> Iterator[tuple[Case, Path]]:
+        """The runs of repetition ``rep`` (from 0), each with its folder: every N, every
+        kind; the kinds reversed every other repetition, so that none always runs first (on
+        a cooler machine, or a warmer cache)."""
+        for n in ns:
+            for kind in kinds if rep % 2 == 0 else list(reversed(kinds)):
+                with self.folder(rep, f"{kind}, N={n}", f"{kind}-{n}") as path:
+                    yield Case(n, kind), path
+
     @contextlib.contextmanager
-    def new(self, label: str) -> Iterator[Path]:
+    def folder(self, rep: int, what: str, label: str) -> Iterator[Path]:
+        """A run of repetition ``rep`` doing ``what``, in a folder named after ``label``."""
+        self.log(f"repeat {rep + 1}/{self.repeat}: {what}")
         self.count += 1
         path = self.work / f"run{self.count:03d}-{label}"
         path.mkdir()
