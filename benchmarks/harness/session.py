@@ -57,9 +57,9 @@ def guarded(
     keep: bool,
     ns_prefix: str = "",
 ) -> int:
-    """``run(work)`` in a fresh temp folder ``torrentds-NAME-*`` under ``parent`` (/tmp) with
-    ``need_bytes`` free;
-    its exit code, 130 if interrupted, ``LEFTOVERS`` if cleanup left anything behind."""
+    """``run(work)`` in a fresh temp folder ``torrentds-NAME-*`` under ``parent`` (/tmp),
+    which must have ``need_bytes`` free. Returns its exit code, 130 if interrupted, and
+    ``LEFTOVERS`` if cleanup left anything behind (processes, namespaces ``ns_prefix*``)."""
     parent = parent or Path("/tmp")
     parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(parent).free
