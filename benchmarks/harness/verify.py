@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -27,4 +28,13 @@ def verify_copy(origin: Path, folder: Path) -> str | None:
     )
     if done.returncode != 0:
         return f"{folder}: sha256sum -c failed: {(done.stdout + done.stderr).strip()[:400]}"
+    return None
+
+
+def verify_copies(origin: Path, folders: Iterable[Path]) -> str | None:
+    """None if every folder holds the dataset in ``origin`` intact, else the first problem."""
+    for folder in folders:
+        problem = verify_copy(origin, folder)
+        if problem is not None:
+            return problem
     return None
