@@ -50,6 +50,24 @@ class GetOptions:
     session: SessionOptions = field(default_factory=SessionOptions)
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    save_path: Path  # the folder that receives NAME/
+    seed_hours: float = 0.0
+    seed_ratio: float | None = None
+    peers: tuple[str, ...] = ()
+    web_seeds: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()
+    timeout: float | None = None
+    progress_interval: float = 2.0
+    resume_interval: float = 30.0
+    reconnect_interval: float = 10.0
+    seeding_only: bool = False  # ``seed``: the data is expected to be complete
+    skip_check: bool = False
+    layout_checked: bool = False  # the caller refused symlinks under DIR for these files
+    ordering: order.Ordering = field(default_factory=order.Ordering)
+
+
 def ordering_of(opts: GetOptions) -> order.Ordering:
     """The fetch order a get's options ask for; UsageError if they contradict."""
     if (opts.rank is None) != (opts.world_size is None):

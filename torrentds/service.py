@@ -26,11 +26,11 @@ from torrentds.errors import (
     StorageError,
     UsageError,
 )
-from torrentds.options import GetOptions, ordering_of
+from torrentds.options import GetOptions, JobOptions, ordering_of
 from torrentds.progress import Reporter, SilentReporter
 from torrentds.statedir import STATE_DIR, TORRENT_COPY
 from torrentds.swarm import events, order, runner
-from torrentds.swarm.job import Job, JobOptions
+from torrentds.swarm.job import Job
 from torrentds.swarm.resume import read_resume
 from torrentds.torrent import engine, metainfo, piececheck
 from torrentds.training import consume

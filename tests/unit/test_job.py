@@ -23,9 +23,10 @@ from torrentds import options, service
 from torrentds.dataset import hashing, manifest
 from torrentds.dataset.demo_data import make_tiny_imagenet
 from torrentds.errors import DuplicateTorrentError, ManifestError, TorrentdsError
+from torrentds.options import JobOptions
 from torrentds.statedir import resume_file
 from torrentds.swarm import events
-from torrentds.swarm.job import Job, JobOptions
+from torrentds.swarm.job import Job
 from torrentds.swarm.phase import Phase
 from torrentds.swarm.runner import Runner
 from torrentds.torrent import engine, metainfo

@@ -12,48 +12,29 @@ is; blocking waits (a resume save before the job ends) belong to the runner.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torrentds.dataset import manifest
 from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import StorageError, TorrentdsError
+from torrentds.options import JobOptions
 from torrentds.statedir import resume_file
 from torrentds.swarm import events as ev
-from torrentds.swarm import order, placement, recovery, verifier
+from torrentds.swarm import order, placement, recovery, report, verifier
 from torrentds.swarm.deadlines import DeadlineFeeder
 from torrentds.swarm.events import Emit, JobResult
 from torrentds.swarm.phase import Phase, move
 from torrentds.swarm.priorities import PriorityPlan
 from torrentds.swarm.resume import ResumeLedger
+from torrentds.swarm.seeding import SeedClock
 from torrentds.swarm.shards import ShardBook, foreign_shards, load_checked
 from torrentds.torrent import engine as eng
 from torrentds.training import handoff
 
 WEB_SEED_SAMPLE_SECONDS = 0.1
 COMPLETING_SECONDS = 8.0  # at most this long for the flush and resume save of completion
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    save_path: Path  # the folder that receives NAME/
-    seed_hours: float = 0.0
-    seed_ratio: float | None = None
-    peers: tuple[str, ...] = ()
-    web_seeds: tuple[str, ...] = ()
-    trackers: tuple[str, ...] = ()
-    timeout: float | None = None
-    progress_interval: float = 2.0
-    resume_interval: float = 30.0
-    reconnect_interval: float = 10.0
-    seeding_only: bool = False  # ``seed``: the data is expected to be complete
-    skip_check: bool = False
-    layout_checked: bool = False  # the caller refused symlinks under DIR for these files
-    ordering: order.Ordering = field(default_factory=order.Ordering)
 
 
 class Job:
@@ -73,8 +54,7 @@ class Job:
         self.phase = Phase.METADATA
         now = time.monotonic()
         self.started_at = self.last_progress = self.last_resume = self.last_connect = now
-        self.seeding_since: float | None = None  # the seed limits' clock
-        self.base_up = 0
+        self.clock = SeedClock(opts.seed_hours, opts.seed_ratio)
         self.place: handoff.Place | None = None
         self.presence: handoff.Presence | None = None
         self.ready_log: handoff.ReadyLog | None = None
@@ -126,7 +106,7 @@ class Job:
             self._apply_priorities()  # releases held shards after a stall
             self.web_seed_bytes.sample(now, self.ref.web_seed_totals())
             self._recover(now)
-            self._progress()
+            self.emit(report.progress(self))
         if not self.completed and now - self.last_resume >= self.opts.resume_interval:
             self.last_resume = now
             self._request_resume()
@@ -141,10 +121,8 @@ class Job:
             self._begin_completing(now)
         if self.phase is Phase.COMPLETING:
             self._end_completing(now)
-        if self.seeding_since is not None:
-            up = self.ref.status().uploaded - self.base_up
-            if self._seed_limit_reached(now - self.seeding_since, up):
-                return True
+        if self.clock.reached(now, self.ref.status().uploaded, self.total_size):
+            return True
         timeout = self.opts.timeout
         if not self.completed and timeout is not None and now - self.started_at > timeout:
             st = self.ref.status()
@@ -173,50 +151,14 @@ class Job:
 
     def snapshot(self) -> dict[str, Any]:
         """What ``status`` shows for this torrent (plain, JSON-ready)."""
-        st = self.ref.status()
-        since = self.seeding_since
-        wanted = self.book.wanted(self.opts.ordering)
-        return {
-            "name": self.name,
-            "infohash": self.ref.infohash,
-            "state": "seeding" if self.completed else st.state,
-            "progress": round(st.progress, 4),
-            "down_rate": st.download_rate,
-            "up_rate": st.upload_rate,
-            "peers": st.peers,
-            "shards_ready": sum(s.ready for s in wanted),
-            "shards_total": len(wanted),
-            "seeding_left": self._seeding_left(),
-            "seconds_seeded": round(time.monotonic() - since, 1) if since is not None else 0.0,
-            "downloaded": st.downloaded,
-            "uploaded": st.uploaded,
-            "web_seed_bytes": self.web_seed_bytes.total,
-            "hash_failures": self.hash_failures,
-            "dataset_dir": str(self.dataset_dir or ""),
-        }
+        return report.status_row(self)
 
     def shard_states(self) -> list[dict[str, Any]]:
         """Each shard: pending, downloading, verifying, ready or failed."""
         return self.book.states()
 
     def result(self, stopped: bool = False) -> JobResult:
-        st = self.ref.status()
-        since = self.seeding_since
-        size = self.total_size or st.total_wanted or 1
-        return JobResult(
-            infohash=self.ref.infohash,
-            name=self.name,
-            dataset_dir=str(self.dataset_dir or ""),
-            downloaded=st.downloaded,
-            uploaded=st.uploaded,
-            ratio=round(st.uploaded / size, 3),
-            seconds_seeded=round(time.monotonic() - since, 1) if since is not None else 0.0,
-            shards_ready=sum(s.ready for s in self.book.shards),
-            shards_total=len(self.book.wanted(self.opts.ordering)),
-            stopped=stopped,
-            hash_failures=self.hash_failures,
-            warnings=self.warnings,
-        )
+        return report.result(self, stopped)
 
     # -- recovery -------------------------------------------------------------------
     def _recover(self, now: float) -> None:
@@ -242,19 +184,13 @@ class Job:
         self.restart_pending = False
         if not self.resume.path.is_file():
             return
-        data = self.resume.path.read_bytes()
-        self.engine.remove(self.ref)
-        spec = dataclasses.replace(
+        spec = recovery.restart_spec(
             self.spec,
-            torrent=None,
-            magnet=None,
-            resume=data,
-            drop_partial=True,
-            trackers=(),  # the resume data lists them
-            web_seeds=tuple(sorted(self.web_seeds.known)),
-            file_priorities=tuple(self.plan.file_priorities) or None,
-            hold_files=False,
+            self.resume.path.read_bytes(),
+            self.web_seeds.known,
+            self.plan.file_priorities,
         )
+        self.engine.remove(self.ref)
         self.ref = self.engine.add(spec)
         self.deadlines = DeadlineFeeder()
         self._apply_priorities()
@@ -284,28 +220,15 @@ class Job:
         st = self.ref.status()
         shards = len(self.book.shards)
         self.emit(ev.Completed(st.downloaded, st.uploaded, shards, str(self.dataset_dir)))
-        if self.seeding_since is None:
+        if not self.clock.running:
             self._start_seeding()
 
     def _start_seeding(self) -> None:
         """Start the clock of --seed-hours and --seed-ratio."""
-        self.seeding_since = time.monotonic()
-        self.base_up = self.ref.status().uploaded
-        if not self._seed_limit_reached(0.0, 0):  # else the next check ends the job
-            hours = self.opts.seed_hours
-            self.emit(ev.Seeding(hours if math.isfinite(hours) else None, self.opts.seed_ratio))
-
-    def _seed_limit_reached(self, seconds: float, uploaded: int) -> bool:
-        if seconds >= self.opts.seed_hours * 3600:
-            return True
-        ratio = self.opts.seed_ratio
-        return ratio is not None and uploaded >= ratio * max(self.total_size, 1)
-
-    def _seeding_left(self) -> float | None:
-        since = self.seeding_since
-        if since is None or not math.isfinite(self.opts.seed_hours):
-            return None
-        return round(max(self.opts.seed_hours * 3600 - (time.monotonic() - since), 0.0), 1)
+        now, uploaded = time.monotonic(), self.ref.status().uploaded
+        self.clock.start(now, uploaded)
+        if not self.clock.reached(now, uploaded, self.total_size):  # else the next tick ends it
+            self.emit(ev.Seeding(self.clock.finite_hours(), self.opts.seed_ratio))
 
     # -- events -----------------------------------------------------------------
     def handle(self, event: eng.Event) -> None:
@@ -465,19 +388,13 @@ class Job:
     def _warn_if_damaged(self) -> None:
         """A seed's check found pieces that do not match: say which files, then
         seed the rest (peers that hold those pieces can still mend the folder)."""
-        pieces, size = self.ref.num_pieces(), self.ref.piece_size()
-        missing = set(range(pieces)) - self.book.have  # ``_rescan`` just read them
-        if not missing or size <= 0:
+        damage = placement.damage(self.ref, self.book.have)  # ``_rescan`` just read them
+        if damage is None:
             return
-        files = placement.real_files(self.ref)
-        damaged = [f.path for f in files if not missing.isdisjoint(f.pieces(size))]
-        more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
         self._warn(
-            f"{self.dataset_dir}: {len(missing)} of {pieces} pieces fail the hash check"
-            f" (in {', '.join(damaged[:3])}{more}); seeding the rest, the others only if "
-            "a peer has them"
+            f"{self.dataset_dir}: {damage}; seeding the rest, the others only if a peer has them"
         )
-        if self.seeding_since is None:
+        if not self.clock.running:
             self._start_seeding()  # such a folder may never be complete: count from now
 
     def _on_flushed(self) -> None:
@@ -519,25 +436,3 @@ class Job:
             self._request_resume()
         if self.restart_pending and not self.resume.in_flight:
             self._restart()
-
-    # -- progress ---------------------------------------------------------------
-    def _progress(self) -> None:
-        st = self.ref.status()
-        eta = (st.total_wanted - st.total_done) / st.download_rate if st.download_rate > 0 else None
-        self.emit(
-            ev.Progress(
-                state=st.state,
-                done=st.total_done,
-                total=st.total_wanted,
-                progress=round(st.progress, 4),
-                down_rate=st.download_rate,
-                up_rate=st.upload_rate,
-                peers=st.peers,
-                shards_ready=sum(s.ready for s in self.book.shards),
-                shards_total=len(self.book.wanted(self.opts.ordering)),
-                eta=round(eta, 1) if eta is not None else None,
-                downloaded=st.downloaded,
-                uploaded=st.uploaded,
-                seeding_left=self._seeding_left(),
-            )
-        )

@@ -51,6 +51,19 @@ def prepare(ref: eng.TorrentRef, spec: eng.AddSpec, layout_checked: bool) -> han
     return place
 
 
+def damage(ref: eng.TorrentRef, have: set[int]) -> str | None:
+    """Which files hold pieces that failed a seed's check (None: none failed)."""
+    pieces, size = ref.num_pieces(), ref.piece_size()
+    missing = set(range(pieces)) - have
+    if not missing or size <= 0:
+        return None
+    damaged = [f.path for f in real_files(ref) if not missing.isdisjoint(f.pieces(size))]
+    more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    return (
+        f"{len(missing)} of {pieces} pieces fail the hash check (in {', '.join(damaged[:3])}{more})"
+    )
+
+
 def keep_torrent_copy(state: Path, ref: eng.TorrentRef) -> None:
     """``dataset.torrent`` in the state folder, replaced when the dataset's
     version (info-hash) changed, so ``verify`` checks against what is here now."""

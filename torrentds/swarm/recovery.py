@@ -6,9 +6,12 @@ on the engine.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from torrentds.torrent.engine import AddSpec
 
 # No piece for this long, with a ban or an unchecked piece: restart the torrent.
 STALL_RESTART_SECONDS = 20.0
@@ -109,3 +112,21 @@ class WebSeedCounter:
     def forget_connections(self) -> None:
         """The torrent was re-added: its connections (and their counts) are new."""
         self._seen = {}
+
+
+def restart_spec(
+    spec: AddSpec, resume: bytes, web_seeds: Iterable[str], file_priorities: Sequence[int]
+) -> AddSpec:
+    """How to add a stuck torrent again: from its resume data, partial pieces
+    dropped, the web seeds and file priorities it had."""
+    return dataclasses.replace(
+        spec,
+        torrent=None,
+        magnet=None,
+        resume=resume,
+        drop_partial=True,
+        trackers=(),  # the resume data lists them
+        web_seeds=tuple(sorted(web_seeds)),
+        file_priorities=tuple(file_priorities) or None,
+        hold_files=False,
+    )
