@@ -32,7 +32,7 @@ from torrentds.statedir import STATE_DIR, TORRENT_COPY
 from torrentds.swarm import events, order, runner
 from torrentds.swarm.job import Job
 from torrentds.swarm.resume import read_resume
-from torrentds.torrent import engine, metainfo, piececheck
+from torrentds.torrent import engine, layout, metainfo, piececheck
 from torrentds.training import consume
 
 DEFAULT_SHARD_SIZE = 256 << 20
@@ -416,7 +416,7 @@ def _check_shard(
     return problems, st
 
 
-def _manifest_first(files: list[engine.FileEntry]) -> tuple[int, ...] | None:
+def _manifest_first(files: list[layout.FileEntry]) -> tuple[int, ...] | None:
     """Only the manifest wanted at first: it says what every shard must be."""
     # A multi-file torrent's paths are NAME/...; a single file has no manifest.
     names = [f.path.split("/", 1)[1] if "/" in f.path else "" for f in files]
@@ -432,12 +432,12 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, JobOptions, str]:
     src = metainfo.parse_source(opts.source, opts.default_trackers)
     directory = Path(os.path.abspath(opts.directory))
     statedir.check_writable(directory)
-    layout = engine.torrent_layout(src.torrent) if src.torrent is not None else []
+    files = layout.torrent_layout(src.torrent) if src.torrent is not None else []
     # The torrent's files, and our own state beside them (resume data, the
     # state of single-file torrents), must stay inside DIR.
-    statedir.check_inside(directory, [*(f.path for f in layout), *statedir.WRITTEN_IN_DIR])
+    statedir.check_inside(directory, [*(f.path for f in files), *statedir.WRITTEN_IN_DIR])
     # Resume data is filed under the id the engine gives the torrent.
-    infohash = engine.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
+    infohash = layout.infohash_of(src.torrent) if src.torrent is not None else src.info.infohash
     resume_data = read_resume(statedir.resume_file(directory, infohash))
     spec = engine.AddSpec(
         save_path=directory,
@@ -448,7 +448,7 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, JobOptions, str]:
         web_seeds=opts.web_seeds,
         peers=opts.peers,
         hold_files=True,
-        file_priorities=_manifest_first(layout),
+        file_priorities=_manifest_first(files),
     )
     job_opts = JobOptions(
         save_path=directory,

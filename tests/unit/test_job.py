@@ -29,7 +29,7 @@ from torrentds.swarm import events
 from torrentds.swarm.job import Job
 from torrentds.swarm.phase import Phase
 from torrentds.swarm.runner import Runner
-from torrentds.torrent import engine, metainfo
+from torrentds.torrent import engine, layout, metainfo
 from torrentds.training import handoff
 
 QUIET = options.SessionOptions(listen="127.0.0.1:0")
@@ -62,9 +62,9 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
 
 def pieces_of(origin: Path, torrent: bytes) -> list[bytes]:
     """Each piece's bytes, from the files in torrent order (v1, no pad files)."""
-    layout = engine.torrent_layout(torrent)
+    files = layout.torrent_layout(torrent)
     size = lt.torrent_info(torrent).piece_length()
-    data = b"".join((origin / f.path.split("/", 1)[1]).read_bytes() for f in layout)
+    data = b"".join((origin / f.path.split("/", 1)[1]).read_bytes() for f in files)
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
@@ -110,7 +110,7 @@ def feed_all(rig: Rig, job: Job, pieces: list[bytes]) -> None:
     libtorrent's part file, not to the shard's file."""
     index = job.manifest_index
     assert index is not None
-    span = engine.torrent_layout(job.ref.torrent_bytes())[index].pieces(len(pieces[0]))
+    span = layout.torrent_layout(job.ref.torrent_bytes())[index].pieces(len(pieces[0]))
     feed(job, pieces, span)
     rig.until(lambda: job.phase is not Phase.MANIFEST, 10, "the manifest to be read")
     feed(job, pieces, [i for i in range(len(pieces)) if i not in span])
@@ -124,7 +124,7 @@ def test_manifest_first_then_read_only_after_a_flush(rig: Rig, made: Made, tmp_p
     assert index is not None
     assert files[index] == 7 and sum(files) == 7  # nothing but the manifest is wanted
     pieces = pieces_of(made.origin, made.torrent)
-    span = engine.torrent_layout(made.torrent)[index].pieces(len(pieces[0]))
+    span = layout.torrent_layout(made.torrent)[index].pieces(len(pieces[0]))
     feed(job, pieces, span)
     rig.until(
         lambda: job.flushes.manifest_wanted or job.flushes.manifest_flushed,

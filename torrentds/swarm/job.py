@@ -30,6 +30,7 @@ from torrentds.swarm.priorities import PriorityPlan
 from torrentds.swarm.resume import ResumeLedger
 from torrentds.swarm.seeding import SeedClock
 from torrentds.swarm.shards import ShardBook, foreign_shards, load_checked
+from torrentds.torrent import alerts
 from torrentds.torrent import engine as eng
 from torrentds.training import handoff
 
@@ -231,35 +232,35 @@ class Job:
             self.emit(ev.Seeding(self.clock.finite_hours(), self.opts.seed_ratio))
 
     # -- events -----------------------------------------------------------------
-    def handle(self, event: eng.Event) -> None:
+    def handle(self, event: alerts.Event) -> None:
         """One engine event for this torrent."""
-        if isinstance(event, eng.PieceFinished):
+        if isinstance(event, alerts.PieceFinished):
             self._on_piece(event.piece)
-        elif isinstance(event, eng.MetadataReceived):
+        elif isinstance(event, alerts.MetadataReceived):
             self._on_metadata()
-        elif isinstance(event, eng.HashFailed):
+        elif isinstance(event, alerts.HashFailed):
             self.hash_failures += 1
             # From a peer's bad data, or (seed mode) our own disk copy changed.
             self._warn(f"piece {event.piece} failed its hash check; it will be fetched again")
-        elif isinstance(event, eng.PeerBanned):
+        elif isinstance(event, alerts.PeerBanned):
             self.stall.banned = True
             self._warn(f"peer {event.peer} banned for sending corrupt data")
-        elif isinstance(event, eng.FilePrioritiesApplied):
+        elif isinstance(event, alerts.FilePrioritiesApplied):
             if not self.completed:
                 self.plan.hold_slice(self.ref)
-        elif isinstance(event, eng.TorrentChecked | eng.TorrentFinished):
+        elif isinstance(event, alerts.TorrentChecked | alerts.TorrentFinished):
             self._rescan()
-            if isinstance(event, eng.TorrentChecked) and self.opts.seeding_only:
+            if isinstance(event, alerts.TorrentChecked) and self.opts.seeding_only:
                 self._warn_if_damaged()
-        elif isinstance(event, eng.CacheFlushed):
+        elif isinstance(event, alerts.CacheFlushed):
             self._on_flushed()
-        elif isinstance(event, eng.ResumeData | eng.ResumeFailed):
-            if isinstance(event, eng.ResumeFailed):
+        elif isinstance(event, alerts.ResumeData | alerts.ResumeFailed):
+            if isinstance(event, alerts.ResumeFailed):
                 self._warn(f"could not save resume data: {event.message}")
-            self._on_resume(event.data if isinstance(event, eng.ResumeData) else None)
-        elif isinstance(event, eng.TorrentFailed):
+            self._on_resume(event.data if isinstance(event, alerts.ResumeData) else None)
+        elif isinstance(event, alerts.TorrentFailed):
             raise StorageError(event.path or self.name or self.ref.infohash, event.message)
-        elif isinstance(event, eng.TrackerFailed):
+        elif isinstance(event, alerts.TrackerFailed):
             self._warn(f"tracker {event.url}: {event.message}", quiet=True)
 
     def _warn(self, text: str, quiet: bool = False) -> None:

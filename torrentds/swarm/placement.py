@@ -8,10 +8,12 @@ from pathlib import Path
 from torrentds.errors import MetainfoError, StorageError, TorrentdsError
 from torrentds.statedir import STATE_DIR, TORRENT_COPY, check_inside, write_atomic
 from torrentds.torrent import engine as eng
+from torrentds.torrent.layout import FileEntry, infohash_of
+from torrentds.torrent.ref import TorrentRef
 from torrentds.training import handoff
 
 
-def real_files(ref: eng.TorrentRef) -> list[eng.FileEntry]:
+def real_files(ref: TorrentRef) -> list[FileEntry]:
     """The torrent's real files (no pad files), paths relative to ``Place.root``
     (the dataset folder; a single-file torrent's folder), in torrent order."""
     if ref.single_file():
@@ -19,7 +21,7 @@ def real_files(ref: eng.TorrentRef) -> list[eng.FileEntry]:
     return [dataclasses.replace(f, path=f.path.split("/", 1)[-1]) for f in ref.file_entries()]
 
 
-def prepare(ref: eng.TorrentRef, spec: eng.AddSpec, layout_checked: bool) -> handoff.Place:
+def prepare(ref: TorrentRef, spec: eng.AddSpec, layout_checked: bool) -> handoff.Place:
     """The torrent's place under ``spec.save_path``, its state folder created;
     refused in one line if a name is unsafe or something is in the way.
     ``layout_checked``: the caller already refused symlinks under DIR for these
@@ -51,7 +53,7 @@ def prepare(ref: eng.TorrentRef, spec: eng.AddSpec, layout_checked: bool) -> han
     return place
 
 
-def damage(ref: eng.TorrentRef, have: set[int]) -> str | None:
+def damage(ref: TorrentRef, have: set[int]) -> str | None:
     """Which files hold pieces that failed a seed's check (None: none failed)."""
     pieces, size = ref.num_pieces(), ref.piece_size()
     missing = set(range(pieces)) - have
@@ -64,7 +66,7 @@ def damage(ref: eng.TorrentRef, have: set[int]) -> str | None:
     )
 
 
-def keep_torrent_copy(state: Path, ref: eng.TorrentRef) -> None:
+def keep_torrent_copy(state: Path, ref: TorrentRef) -> None:
     """``dataset.torrent`` in the state folder, replaced when the dataset's
     version (info-hash) changed, so ``verify`` checks against what is here now."""
     copy = state / TORRENT_COPY
@@ -75,6 +77,6 @@ def keep_torrent_copy(state: Path, ref: eng.TorrentRef) -> None:
 def _infohash_of(path: Path) -> str | None:
     """The info-hash of a .torrent copy (None: unreadable)."""
     try:
-        return eng.infohash_of(path.read_bytes())
+        return infohash_of(path.read_bytes())
     except (OSError, TorrentdsError):
         return None

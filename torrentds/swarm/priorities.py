@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from torrentds.swarm import order
 from torrentds.swarm.shards import ShardBook
-from torrentds.torrent.engine import FileEntry, TorrentRef
+from torrentds.torrent.layout import FileEntry
+from torrentds.torrent.ref import TorrentRef
 
 # A ranked node holds other shards back while its own keep arriving; if they
 # stall this long, the rest flows again so the swarm moves.

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from torrentds.errors import StorageError, TorrentdsError
 from torrentds.swarm.events import Done, Failed, JobResult
 from torrentds.swarm.job import Job
+from torrentds.torrent import alerts
 from torrentds.torrent import engine as eng
 
 T = TypeVar("T")
@@ -89,7 +90,7 @@ class Runner:
         """Deliver engine events to their jobs (and to ``ending``, a job that is
         saving its resume data on its way out)."""
         for event in self.engine.events(timeout):
-            if isinstance(event, eng.SessionFailed):
+            if isinstance(event, alerts.SessionFailed):
                 raise TorrentdsError("session", event.message)
             job = self.jobs.get(event.infohash)
             if job is not None:

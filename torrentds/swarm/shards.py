@@ -17,7 +17,7 @@ from torrentds.dataset import manifest
 from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import ManifestError
 from torrentds.swarm import order
-from torrentds.torrent.engine import FileEntry
+from torrentds.torrent.layout import FileEntry
 
 MAX_SHARD_FAILURES = 3
 

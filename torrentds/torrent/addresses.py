@@ -96,10 +96,6 @@ _RESOLVED_LOCK = threading.Lock()
 RESOLVE_TTL = 60.0
 
 
-def _address(host_port: str) -> tuple[str, int]:
-    return peer_address(host_port)
-
-
 def peer_address(host_port: str) -> tuple[str, int]:
     """The (IP, port) to dial for a ``--peer`` value; UsageError naming it.
 

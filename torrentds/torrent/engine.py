@@ -9,19 +9,19 @@ dataclasses (``SessionOptions``, ``TorrentStatus``, the ``Event`` types) and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import libtorrent as lt
 
 from torrentds.errors import DuplicateTorrentError, MetainfoError, TorrentdsError
 from torrentds.options import DEFAULT_LISTEN, SessionOptions
 from torrentds.torrent.addresses import (
-    _address,
     listen_interface,
 )
+from torrentds.torrent.alerts import Event, translate
+from torrentds.torrent.layout import best_id, layout_of, swarm_id
+from torrentds.torrent.ref import TorrentRef
 
 ENGINE_VERSION = lt.__version__
 
@@ -97,342 +97,6 @@ def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
     if opts.utp:
         settings["enable_outgoing_utp"] = settings["enable_incoming_utp"] = True
     return settings
-
-
-# ----- events -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    infohash: str
-
-
-@dataclass(frozen=True)
-class MetadataReceived(Event):
-    pass
-
-
-@dataclass(frozen=True)
-class PieceFinished(Event):
-    piece: int
-
-
-@dataclass(frozen=True)
-class HashFailed(Event):
-    piece: int
-
-
-@dataclass(frozen=True)
-class TorrentFinished(Event):
-    pass
-
-
-@dataclass(frozen=True)
-class FilePrioritiesApplied(Event):
-    """libtorrent applied file priorities, resetting every piece priority."""
-
-
-@dataclass(frozen=True)
-class TorrentChecked(Event):
-    pass
-
-
-@dataclass(frozen=True)
-class CacheFlushed(Event):
-    pass
-
-
-@dataclass(frozen=True)
-class ResumeData(Event):
-    data: bytes
-
-
-@dataclass(frozen=True)
-class ResumeFailed(Event):
-    message: str
-
-
-@dataclass(frozen=True)
-class TorrentFailed(Event):
-    path: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PeerBanned(Event):
-    peer: str
-
-
-@dataclass(frozen=True)
-class TrackerFailed(Event):
-    url: str
-    message: str
-
-
-@dataclass(frozen=True)
-class TrackerAnnounced(Event):
-    url: str
-    peers: int
-
-
-@dataclass(frozen=True)
-class SessionFailed(Event):
-    message: str
-
-
-@dataclass(frozen=True)
-class TorrentStatus:
-    state: str
-    progress: float
-    total_wanted: int
-    total_done: int
-    downloaded: int  # payload bytes this session
-    uploaded: int
-    download_rate: int
-    upload_rate: int
-    peers: int
-    seeds: int
-    is_seeding: bool
-    has_metadata: bool
-    web_seed_bytes: int = 0
-    errored: str = ""
-    pieces: list[bool] = field(default_factory=list, repr=False)
-
-
-_STATES = {
-    int(lt.torrent_status.states.checking_files): "checking",
-    int(lt.torrent_status.states.downloading_metadata): "metadata",
-    int(lt.torrent_status.states.downloading): "downloading",
-    int(lt.torrent_status.states.finished): "finished",
-    int(lt.torrent_status.states.seeding): "seeding",
-    int(lt.torrent_status.states.checking_resume_data): "checking",
-}
-
-
-def _hash_of(handle: lt.torrent_handle) -> str:
-    """The swarm's id for a torrent: its v1 hash (40 hex) when it has one, else
-    its v2 hash (64 hex). ``info_hash()`` is neither: for a v2 torrent it is the
-    v2 hash cut to 20 bytes, and it changes when a hybrid's metadata arrives."""
-    return _best_id(handle.info_hashes())
-
-
-def _best_id(hashes: lt.info_hash_t) -> str:
-    return str(hashes.v1) if hashes.has_v1() else str(hashes.v2)
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a torrent as libtorrent lays it out (BEP 47 pad files left out)."""
-
-    index: int  # libtorrent's file index (counts pad files)
-    path: str  # relative to the save folder: NAME/... (multi-file) or NAME (single)
-    size: int
-    offset: int  # in the torrent's byte stream; decides which pieces it spans
-
-    def pieces(self, piece_size: int) -> range:
-        """The pieces holding this file's bytes (none for an empty file)."""
-        if self.size <= 0 or piece_size <= 0:
-            return range(0)
-        return range(self.offset // piece_size, (self.offset + self.size - 1) // piece_size + 1)
-
-
-class TorrentRef:
-    """One torrent in the session; methods are thin calls on its handle."""
-
-    def __init__(self, handle: lt.torrent_handle) -> None:
-        self._h = handle
-        # Fixed at add: events keep reaching the job when a hybrid magnet's
-        # metadata reveals its second hash.
-        self.infohash = _hash_of(handle)
-        self._files: list[FileEntry] | None = None
-
-    # -- metadata ---------------------------------------------------------
-    def has_metadata(self) -> bool:
-        return bool(self._h.status(0).has_metadata)
-
-    def name(self) -> str:
-        ti = self._h.torrent_file()
-        return str(ti.name()) if ti is not None else ""
-
-    def files(self) -> list[tuple[str, int]]:
-        """(path relative to the save folder, size) in torrent order, no pad files."""
-        return [(f.path, f.size) for f in self.file_entries()]
-
-    def file_entries(self) -> list[FileEntry]:
-        """The torrent's real files with their libtorrent index and offset."""
-        if self._files is None:
-            ti = self._h.torrent_file()
-            if ti is None:
-                return []
-            self._files = layout_of(ti)
-        return self._files
-
-    def single_file(self) -> bool:
-        """A torrent of one file at the top (DIR/NAME is that file, not a folder)."""
-        entries = self.file_entries()
-        return len(entries) == 1 and "/" not in entries[0].path
-
-    def hashes(self) -> tuple[str | None, str | None]:
-        """(v1, v2) info-hashes as hex; None for the kind the torrent lacks."""
-        h = self._h.info_hashes()
-        return (str(h.v1) if h.has_v1() else None, str(h.v2) if h.has_v2() else None)
-
-    def piece_size(self) -> int:
-        ti = self._h.torrent_file()
-        return int(ti.piece_length()) if ti is not None else 0
-
-    def num_pieces(self) -> int:
-        ti = self._h.torrent_file()
-        return int(ti.num_pieces()) if ti is not None else 0
-
-    def torrent_bytes(self) -> bytes:
-        """A .torrent (info dict and trackers) for this torrent's metadata."""
-        ti = self._h.torrent_file()
-        if ti is None:
-            raise MetainfoError(self.infohash, "metadata not received yet")
-        trackers = [str(t["url"]) for t in self._h.trackers()]
-        entry: dict[str, Any] = {"info": lt.bdecode(ti.info_section())}
-        if trackers:
-            entry["announce"] = trackers[0]
-            entry["announce-list"] = [[t] for t in trackers]
-        seeds = list(self._h.url_seeds())
-        if seeds:
-            entry["url-list"] = seeds
-        return bytes(lt.bencode(entry))
-
-    # -- control ----------------------------------------------------------
-    def have_piece(self, piece: int) -> bool:
-        return bool(self._h.have_piece(piece))
-
-    def prioritize_files(self, priorities: list[int]) -> None:
-        """One priority per real file (``files()`` order); pad files get none."""
-        ti = self._h.torrent_file()
-        count = ti.num_files() if ti is not None else len(priorities)
-        full = [0] * count
-        for entry, prio in zip(self.file_entries(), priorities, strict=True):
-            full[entry.index] = prio
-        self._h.prioritize_files(full)
-
-    def piece_priorities(self) -> list[int]:
-        return [int(p) for p in self._h.get_piece_priorities()]
-
-    def prioritize_pieces(self, priorities: list[int]) -> None:
-        """One priority per piece (replaces what the file priorities set)."""
-        self._h.prioritize_pieces(priorities)
-
-    def set_deadlines(self, pieces: list[int], start: int = 0, step_ms: int = 20) -> None:
-        """Mark pieces time-critical, in this order (libtorrent asks for them first).
-
-        Callers keep the list short: each call costs libtorrent a sorted insert."""
-        for i, piece in enumerate(pieces, start):
-            self._h.set_piece_deadline(piece, i * step_ms)
-
-    def connect_peer(self, host_port: str) -> None:
-        self._h.connect_peer(_address(host_port))
-
-    def add_web_seed(self, url: str) -> None:
-        self._h.add_url_seed(url)
-
-    def web_seeds(self) -> list[str]:
-        """The web seeds in use now (libtorrent drops one it has banned)."""
-        return [str(url) for url in self._h.url_seeds()]
-
-    def unchecked_pieces(self) -> list[int]:
-        """Partial pieces whose every block is on disk, waiting for their hash check."""
-        return [
-            int(d["piece_index"])
-            for d in self._h.get_download_queue()
-            if d["blocks"] and all(int(b["state"]) == FINISHED_BLOCK for b in d["blocks"])
-        ]
-
-    def readd_web_seed(self, url: str) -> None:
-        """Put back a web seed libtorrent dropped (a plain add of it is ignored)."""
-        self._h.remove_url_seed(url)
-        self._h.add_url_seed(url)
-
-    def add_piece(self, piece: int, data: bytes) -> None:
-        """Hand libtorrent a piece's bytes as a peer's blocks would arrive: it
-        checks, writes and reports them (``PieceFinished`` or ``HashFailed``)."""
-        self._h.add_piece(piece, data, 0)
-
-    def flush(self) -> None:
-        """Ask libtorrent to write out its cache; a ``CacheFlushed`` follows."""
-        self._h.flush_cache()
-
-    def save_resume(self) -> None:
-        """Ask for resume data; a ``ResumeData`` event follows."""
-        self._h.save_resume_data(
-            lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache
-        )
-
-    def force_recheck(self) -> None:
-        self._h.force_recheck()
-
-    def status(self, with_pieces: bool = False) -> TorrentStatus:
-        flags = lt.status_flags_t.query_pieces if with_pieces else 0
-        s = self._h.status(flags)
-        return TorrentStatus(
-            state=_STATES.get(int(s.state), str(s.state)),
-            progress=float(s.progress),
-            total_wanted=int(s.total_wanted),
-            total_done=int(s.total_wanted_done),
-            downloaded=int(s.total_payload_download),
-            uploaded=int(s.total_payload_upload),
-            download_rate=int(s.download_payload_rate),
-            upload_rate=int(s.upload_payload_rate),
-            peers=int(s.num_peers),
-            seeds=int(s.num_seeds),
-            is_seeding=bool(s.is_seeding),
-            has_metadata=bool(s.has_metadata),
-            errored=str(s.errc.message()) if s.errc.value() else "",
-            pieces=[bool(p) for p in s.pieces] if with_pieces else [],
-        )
-
-    def web_seed_totals(self) -> dict[str, int]:
-        """Bytes received so far on each open web seed connection, by URL."""
-        out: dict[str, int] = {}
-        web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
-        for p in self._h.get_peer_info():
-            if p.connection_type in web:
-                key = f"{p.ip[0]}:{p.ip[1]}"
-                out[key] = out.get(key, 0) + int(p.total_download)
-        return out
-
-    def pause(self) -> None:
-        self._h.pause()
-
-    def resume(self) -> None:
-        self._h.resume()
-
-
-FINISHED_BLOCK = 3  # libtorrent's block_info state: written to disk
-
-
-def layout_of(ti: lt.torrent_info) -> list[FileEntry]:
-    fs = ti.layout()
-    pad = lt.file_storage.flag_pad_file
-    return [
-        FileEntry(i, fs.file_path(i), fs.file_size(i), fs.file_offset(i))
-        for i in range(fs.num_files())
-        if not fs.file_flags(i) & pad
-    ]
-
-
-def infohash_of(data: bytes) -> str:
-    """The swarm's id (see ``_hash_of``) of .torrent bytes."""
-    try:
-        hashes = lt.torrent_info(data).info_hashes()
-    except RuntimeError as exc:
-        raise MetainfoError("torrent", f"libtorrent refused it: {exc}") from exc
-    return _best_id(hashes)
-
-
-def torrent_layout(data: bytes) -> list[FileEntry]:
-    """The real files of .torrent bytes (for priorities chosen before the add)."""
-    try:
-        return layout_of(lt.torrent_info(data))
-    except RuntimeError as exc:
-        raise MetainfoError("torrent", f"libtorrent refused it: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -570,7 +234,7 @@ class Engine:
         hashes = atp.ti.info_hashes() if atp.ti is not None else atp.info_hashes
         if self._ses.find_torrent(hashes.get_best()).is_valid():
             # libtorrent would hand back the running torrent's handle
-            raise DuplicateTorrentError(_best_id(hashes), "already in this session")
+            raise DuplicateTorrentError(best_id(hashes), "already in this session")
         try:
             handle = self._ses.add_torrent(atp)
         except RuntimeError as exc:
@@ -589,14 +253,14 @@ class Engine:
         self._ses.wait_for_alert(int(timeout * 1000))
         out: list[Event] = []
         for a in self._ses.pop_alerts():
-            event = _translate(a, self._id_of)
+            event = translate(a, self._id_of)
             if event is not None:
                 out.append(event)
         return out
 
     def _id_of(self, handle: lt.torrent_handle) -> str:
         ref = self._by_handle.get(handle)
-        return ref.infohash if ref is not None else _hash_of(handle)
+        return ref.infohash if ref is not None else swarm_id(handle)
 
     def remove(self, ref: TorrentRef) -> None:
         self._ses.remove_torrent(ref._h)
@@ -616,40 +280,3 @@ class Engine:
                 continue
         self._refs.clear()
         self._by_handle.clear()
-
-
-def _translate(a: lt.alert, id_of: Callable[[lt.torrent_handle], str]) -> Event | None:
-    if isinstance(a, lt.listen_failed_alert):
-        return SessionFailed("", f"cannot listen on {a.address}:{a.port}: {a.message()}")
-    if not isinstance(a, lt.torrent_alert):
-        return None
-    ih = id_of(a.handle)
-    if isinstance(a, lt.piece_finished_alert):
-        return PieceFinished(ih, int(a.piece_index))
-    if isinstance(a, lt.hash_failed_alert):
-        return HashFailed(ih, int(a.piece_index))
-    if isinstance(a, lt.metadata_received_alert):
-        return MetadataReceived(ih)
-    if isinstance(a, lt.torrent_finished_alert):
-        return TorrentFinished(ih)
-    if isinstance(a, lt.torrent_checked_alert):
-        return TorrentChecked(ih)
-    if isinstance(a, lt.file_prio_alert):
-        return FilePrioritiesApplied(ih)
-    if isinstance(a, lt.cache_flushed_alert):
-        return CacheFlushed(ih)
-    if isinstance(a, lt.save_resume_data_alert):
-        return ResumeData(ih, bytes(lt.write_resume_data_buf(a.params)))
-    if isinstance(a, lt.save_resume_data_failed_alert):
-        return ResumeFailed(ih, str(a.error.message()))
-    if isinstance(a, lt.file_error_alert):
-        return TorrentFailed(ih, str(a.filename()), str(a.error.message()))
-    if isinstance(a, lt.torrent_error_alert):
-        return TorrentFailed(ih, "", str(a.error.message()))
-    if isinstance(a, lt.peer_ban_alert):
-        return PeerBanned(ih, f"{a.endpoint[0]}:{a.endpoint[1]}")
-    if isinstance(a, lt.tracker_error_alert):
-        return TrackerFailed(ih, str(a.tracker_url()), str(a.error.message()))
-    if isinstance(a, lt.tracker_reply_alert):
-        return TrackerAnnounced(ih, str(a.tracker_url()), int(a.num_peers))
-    return None
