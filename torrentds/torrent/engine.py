@@ -187,50 +187,8 @@ class Engine:
         raise TorrentdsError(asked, reason)
 
     def add(self, spec: AddSpec) -> TorrentRef:
-        try:
-            if spec.resume is not None:
-                atp = lt.read_resume_data(spec.resume)
-            elif spec.torrent is not None:
-                atp = lt.add_torrent_params()
-                atp.ti = lt.torrent_info(spec.torrent)
-            elif spec.magnet is not None:
-                atp = lt.parse_magnet_uri(spec.magnet)
-            else:
-                raise MetainfoError("add", "nothing to add")
-        except RuntimeError as exc:
-            raise MetainfoError(spec.magnet or "torrent", f"libtorrent refused it: {exc}") from exc
-        atp.save_path = str(spec.save_path)
-        if spec.drop_partial:
-            atp.unfinished_pieces = {}
-        # Resume data keeps banned IPs; on loopback or behind NAT one ban would
-        # shut out every peer at that address for good.
-        atp.banned_peers = []
-        # WebTorrent (ws/wss trackers) would need the STUN server we turned off.
-        atp.trackers = [t for t in atp.trackers if not t.startswith(("ws://", "wss://"))]
-        if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
-            fs = atp.ti.layout()
-            single = fs.num_files() == 1 and "/" not in fs.file_path(0)
-            atp.renamed_files = {
-                i: spec.root_name
-                if single
-                else f"{spec.root_name}/{fs.file_path(i).split('/', 1)[-1]}"
-                for i in range(fs.num_files())
-            }
-        flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
-        if spec.seed_mode:
-            flags |= lt.torrent_flags.seed_mode
-        if spec.hold_files:
-            flags |= lt.torrent_flags.default_dont_download
-
-        atp.flags = flags
-        if spec.file_priorities is not None and atp.ti is not None:
-            # Given per real file; libtorrent wants one per file, pad files too.
-            full = [0] * atp.ti.num_files()
-            for entry, prio in zip(layout_of(atp.ti), spec.file_priorities, strict=True):
-                full[entry.index] = prio
-            atp.file_priorities = full
-        if spec.trackers:
-            atp.trackers = list(atp.trackers) + list(spec.trackers)
+        """Add a torrent to the session; DuplicateTorrentError if it is there."""
+        atp = _add_params(spec)
         hashes = atp.ti.info_hashes() if atp.ti is not None else atp.info_hashes
         if self._ses.find_torrent(hashes.get_best()).is_valid():
             # libtorrent would hand back the running torrent's handle
@@ -280,3 +238,53 @@ class Engine:
                 continue
         self._refs.clear()
         self._by_handle.clear()
+
+
+def _add_params(spec: AddSpec) -> lt.add_torrent_params:
+    """libtorrent's parameters for ``spec``."""
+    try:
+        if spec.resume is not None:
+            atp = lt.read_resume_data(spec.resume)
+        elif spec.torrent is not None:
+            atp = lt.add_torrent_params()
+            atp.ti = lt.torrent_info(spec.torrent)
+        elif spec.magnet is not None:
+            atp = lt.parse_magnet_uri(spec.magnet)
+        else:
+            raise MetainfoError("add", "nothing to add")
+    except RuntimeError as exc:
+        raise MetainfoError(spec.magnet or "torrent", f"libtorrent refused it: {exc}") from exc
+    atp.save_path = str(spec.save_path)
+    if spec.drop_partial:
+        atp.unfinished_pieces = {}
+    # Resume data keeps banned IPs; on loopback or behind NAT one ban would
+    # shut out every peer at that address for good.
+    atp.banned_peers = []
+    # WebTorrent (ws/wss trackers) would need the STUN server we turned off.
+    atp.trackers = [t for t in atp.trackers if not t.startswith(("ws://", "wss://"))]
+    if spec.trackers:
+        atp.trackers = list(atp.trackers) + list(spec.trackers)
+    if spec.root_name and atp.ti is not None and atp.ti.name() != spec.root_name:
+        atp.renamed_files = _renamed(atp.ti.layout(), spec.root_name)
+    flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    if spec.seed_mode:
+        flags |= lt.torrent_flags.seed_mode
+    if spec.hold_files:
+        flags |= lt.torrent_flags.default_dont_download
+    atp.flags = flags
+    if spec.file_priorities is not None and atp.ti is not None:
+        # Given per real file; libtorrent wants one per file, pad files too.
+        full = [0] * atp.ti.num_files()
+        for entry, prio in zip(layout_of(atp.ti), spec.file_priorities, strict=True):
+            full[entry.index] = prio
+        atp.file_priorities = full
+    return atp
+
+
+def _renamed(fs: lt.file_storage, root: str) -> dict[int, str]:
+    """Each file's path with the torrent's top folder (or single file) named ``root``."""
+    single = fs.num_files() == 1 and "/" not in fs.file_path(0)
+    return {
+        i: root if single else f"{root}/{fs.file_path(i).split('/', 1)[-1]}"
+        for i in range(fs.num_files())
+    }
