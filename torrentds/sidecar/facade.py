@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from torrentds import options, service, statedir
+from torrentds import options, service
 from torrentds.errors import NotFoundError, TorrentdsError
 from torrentds.sidecar import config as cfg
 from torrentds.swarm import events, runner
@@ -45,7 +45,7 @@ class Sidecar:
     def add(self, opts: options.GetOptions) -> dict[str, Any]:
         """Start fetching (and seeding) a dataset; returns its status."""
         spec, job_opts, name = service.prepare_get(opts)
-        _check_before_add(spec, opts.peers)
+        _check_peers(opts.peers)
 
         def start() -> dict[str, Any]:
             if self._ended:
@@ -211,7 +211,7 @@ class Sidecar:
         """
         try:
             spec, job_opts, name = service.prepare_get(opts)
-            _check_before_add(spec, opts.peers)
+            _check_peers(opts.peers)
             with runner.errors_as_ours(name or opts.source[:100]):
                 job = Job(self.engine, spec, job_opts, emit, known_name=name)
         except BaseException:
@@ -238,10 +238,8 @@ class Sidecar:
         return emit
 
 
-def _check_before_add(spec: engine.AddSpec, peers: Sequence[str]) -> None:
-    """Refuse now what would fail (or write elsewhere) once the torrent is in the
-    session: a peer name that does not resolve; a symlink that takes the state
-    folder (resume data) out of DIR (``prepare_get`` checked DIR/NAME)."""
+def _check_peers(peers: Sequence[str]) -> None:
+    """Refuse now a peer name that does not resolve, rather than once the
+    torrent is in the session (``prepare_get`` checked the paths under DIR)."""
     for peer in peers:
         addresses.peer_address(peer)
-    statedir.check_inside(spec.save_path, list(statedir.WRITTEN_IN_DIR))
