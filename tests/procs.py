@@ -5,6 +5,7 @@ Everything binds to 127.0.0.1; every wait is a bounded loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -16,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -187,7 +187,8 @@ class Torrentds:
 
     def __init__(self, args: list[str], cwd: Path | None = None) -> None:
         self.args = args
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # faulthandler: a child that hangs prints every thread's stack on SIGABRT.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(
             [*TORRENTDS, *args],
             stdout=subprocess.PIPE,
@@ -200,7 +201,8 @@ class Torrentds:
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self.stderr = ""
         threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -257,8 +259,14 @@ class Torrentds:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.kill(signal.SIGABRT)  # its stacks go to stderr (faulthandler)
             self.kill()
-            raise AssertionError(f"{self.args} did not exit within {timeout} s") from None
+            self._err_reader.join(5)
+            self._drain(0.5)
+            raise AssertionError(
+                f"{self.args} did not exit within {timeout} s; "
+                f"last events={self.events[-5:]} stderr={self.stderr[-4000:]!r}"
+            ) from None
         while self._drain(0.2):
             pass
         return code
@@ -266,10 +274,12 @@ class Torrentds:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+        self.proc.poll()
 
 
-@contextmanager
+@contextlib.contextmanager
 def running(*procs: Torrentds) -> Iterator[None]:
     """Kill whatever is still running when the block ends (pass or fail)."""
     try:
