@@ -19,7 +19,7 @@ from tests.conftest import (
     assert_one_line_error,
     sha256_of,
 )
-from torrentds import service
+from torrentds.service import verify as checking
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_clean_adopted_dataset_passes_with_explicit_torrent(
     adopted_tree: Path, create: CreateRun
 ) -> None:
     made = create(adopted_tree)
-    report = service.verify(adopted_tree, made.torrent)
+    report = checking.verify(adopted_tree, made.torrent)
     assert report.problems == []
     assert report.torrent == str(made.torrent)
     assert report.pieces_checked == made.result["pieces"] > 0

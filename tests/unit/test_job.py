@@ -19,11 +19,12 @@ from typing import Any
 import libtorrent as lt
 import pytest
 
-from torrentds import options, service
+from torrentds import options
 from torrentds.dataset import hashing, manifest
 from torrentds.dataset.demo_data import make_tiny_imagenet
 from torrentds.errors import DuplicateTorrentError, ManifestError, TorrentdsError
 from torrentds.options import JobOptions
+from torrentds.service import create
 from torrentds.statedir import resume_file
 from torrentds.swarm import events
 from torrentds.swarm.job import Job
@@ -48,8 +49,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
     raw = make_tiny_imagenet(
         base / "tiny", classes=3, train_per_class=12, val_per_class=4, image_size=32
     )
-    result = service.create(
-        service.CreateOptions(
+    result = create.create(
+        create.CreateOptions(
             raw,
             shard_size=64 << 10,
             piece_size=16 << 10,

@@ -18,7 +18,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from torrentds import service
 from torrentds.cli.base import (
     SIZE,
     err_console,
@@ -27,6 +26,8 @@ from torrentds.cli.base import (
     run_command,
 )
 from torrentds.progress import Advance, Reporter, SilentReporter
+from torrentds.service import create as creating
+from torrentds.service import verify as checking
 
 
 class BarReporter:
@@ -139,7 +140,7 @@ def create(
     any folder of files (generic samples keyed by path without extension).
     Prints the info-hash and the magnet link.
     """
-    opts = service.CreateOptions(
+    opts = creating.CreateOptions(
         data_dir=data_dir,
         shards_dir=shards_dir,
         shard_size=shard_size,
@@ -158,7 +159,7 @@ def create(
 
     def run() -> None:
         with _reporter(not as_json) as rep:
-            result = service.create(opts, rep)
+            result = creating.create(opts, rep)
         for warning in result.warnings:
             click.echo(f"torrentds: warning: {warning}", err=True)
         if as_json:
@@ -185,7 +186,7 @@ def info(source: str, as_json: bool) -> None:
     """Show what SOURCE holds: a .torrent path, a magnet link or an http(s) URL."""
 
     def run() -> None:
-        t = service.info(source)
+        t = checking.info(source)
         if as_json:
             print_json(t)
             return
@@ -231,7 +232,7 @@ def verify(folder: Path, torrent: Path | None, as_json: bool) -> None:
 
     def run() -> None:
         with _reporter(not as_json) as rep:
-            report = service.verify(folder, torrent, rep)
+            report = checking.verify(folder, torrent, rep)
         if as_json:
             print_json({**dataclasses.asdict(report), "ok": report.ok})
         else:

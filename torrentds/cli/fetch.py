@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from torrentds import options, service
+from torrentds import options
 from torrentds.cli.base import (
     SIZE,
     err_console,
@@ -33,6 +33,7 @@ from torrentds.cli.base import (
     run_job_command,
 )
 from torrentds.errors import UsageError
+from torrentds.service import fetch
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar import server
 from torrentds.sidecar.facade import Sidecar
@@ -428,7 +429,7 @@ def get(
         check_addresses(listen, peers)
         with stop_on_signals() as stop, EventPrinter(as_json) as printer:
             if api_listen is None:
-                result = service.get(opts, printer, stop)
+                result = fetch.get(opts, printer, stop)
             else:
                 token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
                 result = _get_with_api(opts, api_listen, token, printer, stop)
@@ -494,7 +495,7 @@ def seed(
     --seed-hours or --seed-ratio is reached (default: until stopped).
     """
     hours = float_or_inf(seed_hours) if seed_hours is not None else math.inf
-    opts = service.SeedOptions(
+    opts = fetch.SeedOptions(
         folder=folder,
         torrent=Path(torrent),
         seed_hours=hours,
@@ -507,7 +508,7 @@ def seed(
     def run() -> None:
         check_addresses(listen, peers)
         with stop_on_signals() as stop, EventPrinter(as_json) as printer:
-            result = service.seed(opts, printer, stop)
+            result = fetch.seed(opts, printer, stop)
         if not as_json:
             print_summary(result)
         exit_if_interrupted(stop, printer, result)

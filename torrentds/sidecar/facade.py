@@ -14,8 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from torrentds import options, service
+from torrentds import options
 from torrentds.errors import NotFoundError, TorrentdsError
+from torrentds.service import fetch
 from torrentds.sidecar import config as cfg
 from torrentds.swarm import events, runner
 from torrentds.swarm.job import Job
@@ -44,7 +45,7 @@ class Sidecar:
     # -- datasets ---------------------------------------------------------------
     def add(self, opts: options.GetOptions) -> dict[str, Any]:
         """Start fetching (and seeding) a dataset; returns its status."""
-        spec, job_opts, name = service.prepare_get(opts)
+        spec, job_opts, name = fetch.prepare_get(opts)
         _check_peers(opts.peers)
 
         def start() -> dict[str, Any]:
@@ -206,11 +207,11 @@ class Sidecar:
     ) -> events.JobResult:
         """``get`` inside a sidecar (``get --api``): returns when its job ends.
 
-        Events go to ``emit`` unchanged, as in ``service.get``; datasets added
+        Events go to ``emit`` unchanged, as in ``fetch.get``; datasets added
         through the API meanwhile are stopped (resume data saved) with it.
         """
         try:
-            spec, job_opts, name = service.prepare_get(opts)
+            spec, job_opts, name = fetch.prepare_get(opts)
             _check_peers(opts.peers)
             with runner.errors_as_ours(name or opts.source[:100]):
                 job = Job(self.engine, spec, job_opts, emit, known_name=name)
