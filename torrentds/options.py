@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torrentds.dataset import nodes
 from torrentds.errors import UsageError
 from torrentds.swarm import order
 
@@ -70,14 +71,7 @@ class JobOptions:
 
 def ordering_of(opts: GetOptions) -> order.Ordering:
     """The fetch order a get's options ask for; UsageError if they contradict."""
-    if (opts.rank is None) != (opts.world_size is None):
-        raise UsageError("--rank/--world-size", "give both, or neither")
-    if (
-        opts.world_size is not None
-        and opts.rank is not None
-        and (opts.world_size < 1 or not 0 <= opts.rank < opts.world_size)
-    ):
-        raise UsageError(f"{opts.rank}/{opts.world_size}", "need 0 <= rank < world size")
+    nodes.check_index(opts.rank, opts.world_size)
     if opts.only_mine and opts.rank is None:
         raise UsageError("--only-mine", "needs --rank and --world-size")
     if opts.window is not None and opts.window < 1:

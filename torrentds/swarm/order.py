@@ -20,6 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from torrentds.dataset import nodes
 from torrentds.dataset.manifest import ShardEntry
 
 TOP = 7  # libtorrent's highest priority
@@ -64,14 +65,10 @@ class Ordering:
 
 def mine(entries: Sequence[ShardEntry], rank: int, world_size: int) -> set[int]:
     """Indexes (into ``entries``) of the shards node ``rank`` trains on."""
-    out: set[int] = set()
-    seen: dict[str, int] = {}
+    by_split: dict[str, list[int]] = {}
     for i, entry in enumerate(entries):
-        k = seen.get(entry.split, 0)
-        seen[entry.split] = k + 1
-        if k % world_size == rank:
-            out.add(i)
-    return out
+        by_split.setdefault(entry.split, []).append(i)
+    return {i for indexes in by_split.values() for i in nodes.share(indexes, rank, world_size)}
 
 
 def download_order(entries: Sequence[ShardEntry], ordering: Ordering) -> list[int]:

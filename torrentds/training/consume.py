@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from torrentds.dataset import manifest
+from torrentds.dataset import manifest, nodes
 from torrentds.errors import (
     ManifestError,
     NotReadyError,
@@ -98,7 +98,7 @@ def ready_shards(
     _check_timeout(timeout)
     _check_poll(poll_interval)
     node = _node(rank, world_size)
-    explicit = _pair(worker, num_workers, "worker", "num_workers")
+    explicit = nodes.check_index(worker, num_workers, "worker", "num_workers")
     return _iterate(folder, split, timeout, explicit, node, poll_interval)
 
 
@@ -384,7 +384,7 @@ class _Watch:
         return True
 
     def _want(self, shards: list[tuple[str, str]]) -> None:
-        mine = [s for i, s in enumerate(shards) if i % self.world_size == self.rank]
+        mine = nodes.share(shards, self.rank, self.world_size)
         self.expected = dict(mine)
         self.wanted = [p for p, _ in mine]
 
@@ -464,29 +464,15 @@ def _check_poll(interval: float) -> None:
         raise UsageError(str(interval), "poll interval must be positive")
 
 
-def _pair(
-    index: int | None, count: int | None, name: str, count_name: str
-) -> tuple[int, int] | None:
-    if index is None and count is None:
-        return None
-    if index is None or count is None:
-        raise UsageError(f"{name}={index}, {count_name}={count}", "give both, or neither")
-    if count < 1 or not 0 <= index < count:
-        raise UsageError(
-            f"{name}={index}, {count_name}={count}", f"need 0 <= {name} < {count_name}"
-        )
-    return index, count
-
-
 def _node(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    explicit = _pair(rank, world_size, "rank", "world_size")
+    explicit = nodes.check_index(rank, world_size, "rank", "world_size")
     if explicit is not None:
         return explicit
     env_rank, env_size = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
     if env_rank is None or env_size is None:
         return 0, 1
     try:
-        from_env = _pair(int(env_rank), int(env_size), "RANK", "WORLD_SIZE")
+        from_env = nodes.check_index(int(env_rank), int(env_size), "RANK", "WORLD_SIZE")
     except ValueError as exc:
         raise UsageError(
             f"RANK={env_rank}, WORLD_SIZE={env_size}", "not integers in the environment"
