@@ -22,8 +22,8 @@ from torrentds.cli.base import (
 )
 from torrentds.cli.fetch import stop_on_signals
 from torrentds.errors import TorrentdsError
+from torrentds.sidecar import client, server
 from torrentds.sidecar import config as sidecar_config
-from torrentds.sidecar import server
 from torrentds.sidecar.facade import Sidecar
 
 
@@ -186,7 +186,7 @@ def status(api_url: str, api_token: str | None, as_json: bool) -> None:
 
     def run() -> None:
         token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
-        doc = server.fetch(api_url, "/status", token)
+        doc = client.fetch(api_url, "/status", token)
         if as_json:
             print_json(doc)
             return

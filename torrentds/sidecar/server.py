@@ -20,18 +20,15 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import requests
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
 from torrentds.errors import (
     ConfigError,
@@ -43,6 +40,7 @@ from torrentds.errors import (
 )
 from torrentds.sidecar import config as cfg
 from torrentds.sidecar.facade import Sidecar
+from torrentds.sidecar.metrics import SidecarCollector
 
 MAX_BODY = 1 << 20
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
@@ -113,110 +111,6 @@ def check_bind(listen: str, token: str | None) -> tuple[str, int]:
             "(--api-token, [api] token or TORRENTDS_API_TOKEN)",
         )
     return host, port
-
-
-def fetch(url: str, path: str, token: str | None, timeout: float = 5.0) -> dict[str, Any]:
-    """GET ``path`` from a running sidecar's API (``torrentds status``)."""
-    base = (url if "://" in url else f"http://{url}").rstrip("/")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with requests.Session() as session:
-        session.trust_env = False  # a proxy from the environment has no business with loopback
-        try:
-            resp = session.get(base + path, headers=headers, timeout=timeout)
-        except requests.ConnectionError as exc:
-            raise TorrentdsError(base, "sidecar not reachable (connection refused?)") from exc
-        except requests.RequestException as exc:
-            raise TorrentdsError(base, f"sidecar not reachable: {exc}") from exc
-    try:
-        doc = resp.json()
-    except ValueError:
-        doc = None
-    if resp.status_code != HTTPStatus.OK:
-        detail = doc.get("detail") if isinstance(doc, dict) else resp.reason
-        hint = " (--api-token or TORRENTDS_API_TOKEN)" if resp.status_code == 401 else ""
-        raise TorrentdsError(base + path, f"HTTP {resp.status_code}: {detail}{hint}")
-    if not isinstance(doc, dict):
-        raise TorrentdsError(base + path, "answer is not a JSON object (not a torrentds API?)")
-    return doc
-
-
-class SidecarCollector(Collector):
-    """Prometheus metrics read from ``Sidecar.status()`` on every scrape."""
-
-    def __init__(self, sidecar: Sidecar) -> None:
-        self.sidecar = sidecar
-
-    def collect(self) -> Iterator[Metric]:
-        labels = ["torrent", "name"]
-        families: list[tuple[str, CounterMetricFamily | GaugeMetricFamily]] = [
-            (
-                "downloaded",
-                CounterMetricFamily(
-                    "torrentds_downloaded_bytes", "Bytes downloaded (this run)", labels=labels
-                ),
-            ),
-            (
-                "uploaded",
-                CounterMetricFamily(
-                    "torrentds_uploaded_bytes", "Bytes uploaded (this run)", labels=labels
-                ),
-            ),
-            (
-                "web_seed_bytes",
-                CounterMetricFamily(
-                    "torrentds_web_seed_bytes", "Bytes received from web seeds", labels=labels
-                ),
-            ),
-            (
-                "hash_failures",
-                CounterMetricFamily(
-                    "torrentds_hash_failures", "Pieces that failed their hash check", labels=labels
-                ),
-            ),
-            (
-                "seconds_seeded",
-                CounterMetricFamily(
-                    "torrentds_seeding_seconds", "Seconds seeded since completion", labels=labels
-                ),
-            ),
-            ("peers", GaugeMetricFamily("torrentds_peers", "Connected peers", labels=labels)),
-            (
-                "shards_ready",
-                GaugeMetricFamily("torrentds_shards_ready", "Shards verified", labels=labels),
-            ),
-            (
-                "shards_total",
-                GaugeMetricFamily("torrentds_shards_total", "Shards wanted", labels=labels),
-            ),
-            (
-                "progress",
-                GaugeMetricFamily("torrentds_progress", "Fraction downloaded", labels=labels),
-            ),
-            (
-                "down_rate",
-                GaugeMetricFamily("torrentds_download_rate_bytes", "Bytes/s in", labels=labels),
-            ),
-            (
-                "up_rate",
-                GaugeMetricFamily("torrentds_upload_rate_bytes", "Bytes/s out", labels=labels),
-            ),
-        ]
-        torrents = GaugeMetricFamily(
-            "torrentds_torrents", "Torrents in this sidecar, by state", labels=["state"]
-        )
-        states: dict[str, int] = {}
-        for item in self.sidecar.status():
-            states[str(item.get("state"))] = states.get(str(item.get("state")), 0) + 1
-            values = [str(item.get("infohash", "")), str(item.get("name") or "")]
-            for key, family in families:
-                value = item.get(key)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    family.add_metric(values, float(value))
-        for state, count in sorted(states.items()):
-            torrents.add_metric([state], count)
-        yield torrents
-        for _, family in families:
-            yield family
 
 
 class ApiServer:
