@@ -25,6 +25,11 @@ class TorrentdsError(Exception):
         return f"{self.subject}: {self.reason}".replace("\n", " ")
 
 
+def shorten(text: str, limit: int = 100) -> str:
+    """A long value (a 100 KB magnet) named by its start, not echoed whole."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class UsageError(TorrentdsError):
     """A command-line (or config, or API) value that cannot be used."""
 

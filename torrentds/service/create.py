@@ -16,7 +16,7 @@ from torrentds.dataset.manifest import Manifest, ShardEntry
 from torrentds.errors import OutputExistsError, StorageError, UsageError
 from torrentds.progress import Reporter, SilentReporter
 from torrentds.statedir import STATE_DIR, TORRENT_COPY
-from torrentds.torrent import metainfo
+from torrentds.torrent import metainfo, web
 
 DEFAULT_SHARD_SIZE = 256 << 20
 
@@ -126,7 +126,7 @@ def create(opts: CreateOptions, reporter: Reporter | None = None) -> CreateResul
         raise
     if opts.check_web_seeds and files:
         for url in opts.web_seeds:
-            warning = metainfo.check_web_seed(url, name, files[0][0])
+            warning = web.check_web_seed(url, name, files[0][0])
             if warning:
                 warnings.append(warning)
     return CreateResult(

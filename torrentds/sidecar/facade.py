@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from torrentds import options
-from torrentds.errors import NotFoundError, TorrentdsError
+from torrentds.errors import NotFoundError, TorrentdsError, shorten
 from torrentds.service import fetch
 from torrentds.sidecar import config as cfg
 from torrentds.swarm import events, runner
@@ -59,7 +59,7 @@ class Sidecar:
             return job.snapshot()
 
         # One dataset's bad input must not reach the API as a 500.
-        with runner.errors_as_ours(opts.source[:100]):
+        with runner.errors_as_ours(shorten(opts.source)):
             return self.runner.submit(start)
 
     def remove(self, infohash: str) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class Sidecar:
         try:
             spec, job_opts, name = fetch.prepare_get(opts)
             _check_peers(opts.peers)
-            with runner.errors_as_ours(name or opts.source[:100]):
+            with runner.errors_as_ours(name or shorten(opts.source)):
                 job = Job(self.engine, spec, job_opts, emit, known_name=name)
         except BaseException:
             self._ended = True

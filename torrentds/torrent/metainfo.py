@@ -5,9 +5,9 @@ bare info-hash (40 hex digits: v1, 64: v2). Reading goes through libtorrent,
 the same parser the swarm uses, so the info-hash, the file list (pad files
 left out) and what is accepted agree with what the engine will do; torf
 re-encodes the info dict and refuses torrents libtorrent loads. torf remains
-the builder (``build_torrent``), the only torf importer. libtorrent's, torf's
-and requests' exceptions are translated here, once, into
-``MetainfoError``/``FetchError`` that name the source.
+the builder (``build_torrent``), the only torf importer. libtorrent's and
+torf's exceptions are translated here, once, into ``MetainfoError`` naming the
+source (requests' in ``web``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, quote_from_bytes, urlsplit
+from urllib.parse import parse_qsl, quote, quote_from_bytes
 
 import libtorrent as lt
-import requests
 import torf
 
 from torrentds import __version__
-from torrentds.errors import FetchError, MetainfoError
+from torrentds.errors import MetainfoError, shorten
+from torrentds.torrent import web
 
 DEFAULT_TRACKERS: tuple[tuple[str, ...], ...] = (
     ("https://academictorrents.com/announce.php",),
@@ -33,10 +33,8 @@ DEFAULT_TRACKERS: tuple[tuple[str, ...], ...] = (
 )
 # libtorrent loads up to 2,097,152 pieces (42 MB of v1 hashes); a bound, not a taste.
 MAX_TORRENT_BYTES = 50_000_000
-HTTP_TIMEOUT = 30.0
 _HEX40 = re.compile(r"^[0-9a-fA-F]{40}$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_SUBJECT_CHARS = 100  # a long magnet is named by its start, not echoed whole
 
 SourceKind = Literal["magnet", "file", "url", "infohash"]
 TorrentVersion = Literal["v1", "v2", "hybrid"]
@@ -293,7 +291,7 @@ def parse_source(text: str, default_trackers: bool = True) -> Source:
     if text.startswith("magnet:"):
         return Source("magnet", text, _magnet_info(text))
     if text.startswith(("http://", "https://")):
-        data = fetch_torrent(text)
+        data = web.fetch_torrent(text, MAX_TORRENT_BYTES)
         return Source("url", text, read_torrent(data, text), data)
     if _HEX40.match(text) or _HEX64.match(text):
         tiers = DEFAULT_TRACKERS if default_trackers else ()
@@ -312,7 +310,7 @@ def parse_source(text: str, default_trackers: bool = True) -> Source:
             text, f"an info-hash has 40 hex digits (v1) or 64 (v2), this has {len(text)}"
         )
     raise MetainfoError(
-        _subject(text), "not a magnet, .torrent file, http(s) URL or 40/64-hex info-hash"
+        shorten(text), "not a magnet, .torrent file, http(s) URL or 40/64-hex info-hash"
     )
 
 
@@ -321,10 +319,6 @@ def _exists(path: Path) -> bool:
         return path.exists()
     except (OSError, ValueError):  # a name too long for the file system, a NUL
         return False
-
-
-def _subject(text: str) -> str:
-    return text if len(text) <= _SUBJECT_CHARS else text[: _SUBJECT_CHARS - 1] + "…"
 
 
 def _magnet_info(uri: str) -> TorrentInfo:
@@ -338,12 +332,12 @@ def _magnet_info(uri: str) -> TorrentInfo:
         trackers = _tiers(atp.trackers, atp.tracker_tiers)
         web_seeds = [u for u in atp.url_seeds if u]
     except RuntimeError as exc:
-        raise MetainfoError(_subject(uri), f"malformed magnet link: {_lt_text(exc)}") from exc
+        raise MetainfoError(shorten(uri), f"malformed magnet link: {_lt_text(exc)}") from exc
     except (ValueError, TypeError) as exc:  # UnicodeError: a dn= that is not UTF-8
-        raise MetainfoError(_subject(uri), f"malformed magnet link: {exc}") from exc
+        raise MetainfoError(shorten(uri), f"malformed magnet link: {exc}") from exc
     if v1 is None and v2 is None:
         raise MetainfoError(
-            _subject(uri), "malformed magnet link: no xt=urn:btih: or xt=urn:btmh: info-hash"
+            shorten(uri), "malformed magnet link: no xt=urn:btih: or xt=urn:btmh: info-hash"
         )
     return TorrentInfo(
         name=name,
@@ -369,67 +363,3 @@ def _magnet_length(uri: str) -> int:
         if key == "xl" and re.fullmatch(r"[0-9]{1,19}", value):
             return int(value)
     return 0
-
-
-def check_http_url(url: str) -> None:
-    """Refuse, as bad input, a URL no request could be sent to (``http://``, ``ftp://x``)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError as exc:
-        raise MetainfoError(_subject(url), f"not a valid URL: {exc}") from exc
-    if parts.scheme.lower() not in ("http", "https"):
-        raise MetainfoError(_subject(url), "not an http:// or https:// URL")
-    if not host:
-        raise MetainfoError(_subject(url), "not a valid URL: no host name")
-
-
-def request_failure(exc: Exception) -> str:
-    """Why a request failed, in words rather than a class name."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS handshake failed"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed (host unreachable, refused or unknown)"
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
-        return "not a URL that can be fetched"
-    if isinstance(
-        exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
-    ):
-        return "the answer was cut off or garbled"
-    return "request failed"
-
-
-def fetch_torrent(url: str) -> bytes:
-    """Download a .torrent over http(s); refuses HTML and error pages."""
-    check_http_url(url)
-    try:
-        resp = requests.get(url, timeout=HTTP_TIMEOUT, stream=True)
-        resp.raise_for_status()
-        data = resp.raw.read(MAX_TORRENT_BYTES + 1, decode_content=True)
-    except requests.HTTPError as exc:
-        code = exc.response.status_code if exc.response is not None else "?"
-        raise FetchError(url, f"HTTP {code}") from exc
-    except (requests.RequestException, OSError) as exc:
-        raise FetchError(url, f"cannot fetch: {request_failure(exc)}") from exc
-    if not data.startswith(b"d"):
-        kind = resp.headers.get("Content-Type", "unknown type")
-        raise FetchError(url, f"answer is not a torrent file ({kind})")
-    return bytes(data)
-
-
-def check_web_seed(url: str, name: str, first_file: str, timeout: float = 10.0) -> str | None:
-    """A warning if the web seed does not serve a Range request with 206."""
-    target = url + (f"{name}/{first_file}" if url.endswith("/") else "")
-    try:
-        resp = requests.get(target, headers={"Range": "bytes=0-0"}, timeout=timeout, stream=True)
-        resp.close()
-    except requests.RequestException as exc:
-        return f"{target}: web seed did not answer ({request_failure(exc)})"
-    if resp.status_code != 206:
-        return f"{target}: web seed answered HTTP {resp.status_code} to a Range request, not 206"
-    return None
