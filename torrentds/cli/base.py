@@ -37,10 +37,18 @@ SIZE = SizeType()
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
-def run_command(fn: Callable[[], None]) -> None:
+def run_command(fn: Callable[[], None], json_errors: bool = False) -> None:
+    """Run a command's body: our errors become one line on stderr (and, with
+    ``json_errors``, an ``error`` event on stdout for the script reading it) and
+    the exit code ``errors.OUTCOMES`` gives them; Ctrl-C before a job's own
+    handler is installed exits 130."""
     try:
         fn()
     except TorrentdsError as exc:
+        if json_errors:
+            click.echo(
+                json.dumps({"event": "error", "message": str(exc), "time": round(time.time(), 3)})
+            )
         click.echo(f"torrentds: error: {exc}", err=True)
         sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:
@@ -59,21 +67,6 @@ def float_or_inf(value: str) -> float:
         return float(value)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not a number (or inf)") from exc
-
-
-def run_job_command(fn: Callable[[], None], as_json: bool) -> None:
-    try:
-        fn()
-    except TorrentdsError as exc:
-        if as_json:
-            click.echo(
-                json.dumps({"event": "error", "message": str(exc), "time": round(time.time(), 3)})
-            )
-        click.echo(f"torrentds: error: {exc}", err=True)
-        sys.exit(exit_code_of(exc))
-    except KeyboardInterrupt:  # Ctrl-C before the job's own handler is installed
-        click.echo("torrentds: interrupted", err=True)
-        sys.exit(130)
 
 
 def human(n: int) -> str:

@@ -3,294 +3,26 @@ progress line, plain lines or JSON, and signals turned into exit codes."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from torrentds import options
 from torrentds.cli.base import (
-    SIZE,
-    err_console,
     float_or_inf,
-    human,
-    run_job_command,
+    run_command,
 )
-from torrentds.errors import UsageError
+from torrentds.cli.network import check_addresses, network_options, session_options
+from torrentds.cli.render import EventPrinter, print_summary
+from torrentds.cli.signals import exit_if_interrupted, stop_on_signals
 from torrentds.service import fetch
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar import server
 from torrentds.sidecar.facade import Sidecar
 from torrentds.swarm import events
-from torrentds.torrent import addresses
-
-
-def session_options(
-    listen: str | None,
-    upnp: bool,
-    dht: bool,
-    lsd: bool,
-    max_upload: int,
-    max_download: int,
-    utp: bool,
-) -> options.SessionOptions:
-    return options.SessionOptions(
-        listen=listen,
-        upnp=upnp,
-        dht=dht,
-        lsd=lsd,
-        max_upload=max_upload,
-        max_download=max_download,
-        utp=utp,
-    )
-
-
-def network_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """Options shared by ``get`` and ``seed``: where to listen, whom to find."""
-    opts = [
-        click.option(
-            "--listen",
-            default=None,
-            metavar="HOST:PORT",
-            help="Address to accept peers on; a port in use is an error (port 0: any). "
-            "Default: 0.0.0.0:6881, or the next free port if another client has it.",
-        ),
-        click.option(
-            "--peer",
-            "peers",
-            multiple=True,
-            metavar="HOST:PORT",
-            help="Connect to this peer (repeatable; works with no tracker).",
-        ),
-        click.option(
-            "--dht/--no-dht",
-            default=False,
-            show_default=True,
-            help="Find peers through the DHT (contacts DHT bootstrap nodes).",
-        ),
-        click.option(
-            "--lsd/--no-lsd",
-            default=False,
-            show_default=True,
-            help="Local Service Discovery: find peers by LAN multicast.",
-        ),
-        click.option(
-            "--upnp/--no-upnp",
-            default=False,
-            show_default=True,
-            help="Open the listen port on the router with UPnP/NAT-PMP.",
-        ),
-        click.option(
-            "--utp/--no-utp",
-            default=False,
-            show_default=True,
-            help="Allow uTP (off: TCP only, much faster on a LAN).",
-        ),
-        click.option(
-            "--max-upload",
-            type=SIZE,
-            default="0",
-            metavar="RATE",
-            help="Upload limit in bytes/s, e.g. 50M (LAN peers too; 0: none).",
-        ),
-        click.option(
-            "--max-download",
-            type=SIZE,
-            default="0",
-            metavar="RATE",
-            help="Download limit in bytes/s, e.g. 50M (0: none).",
-        ),
-        click.option(
-            "--seed-hours",
-            default=None,
-            metavar="H",
-            help="Seed this long after completion (a float or inf; 0: exit at once). "
-            "Default: 0 for get, inf for seed.",
-        ),
-        click.option(
-            "--seed-ratio",
-            type=float,
-            default=None,
-            metavar="R",
-            help="Stop seeding once this run uploaded R × the dataset size.",
-        ),
-        click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            help="One JSON object per line (events) instead of a progress bar.",
-        ),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-class Stop(threading.Event):
-    """Set by SIGTERM/SIGINT; ``signum`` says which came first."""
-
-    signum: int | None = None
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[Stop]:
-    """SIGTERM/SIGINT set the event: the job saves resume data and returns."""
-    stop = Stop()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.signum is None:
-            stop.signum = signum
-        stop.set()
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def check_addresses(listen: str | None, peers: tuple[str, ...]) -> None:
-    """Bad --listen/--peer values are a usage error (exit 2) before any work;
-    a host name must resolve now (libtorrent dials and binds IPs only)."""
-    try:
-        if listen is not None:
-            addresses.listen_interface(listen)
-    except UsageError as exc:
-        raise UsageError(f"--listen {listen}", exc.reason) from exc
-    for peer in peers:
-        try:
-            addresses.peer_address(peer)
-        except UsageError as exc:
-            raise UsageError(f"--peer {peer}", exc.reason) from exc
-
-
-def exit_if_interrupted(stop: Stop, printer: EventPrinter, result: events.JobResult) -> None:
-    """A signal before the job completed exits 128 + its number (130 SIGINT, 143
-    SIGTERM), as a shell reports it, so a script can tell an interrupted run from a
-    finished one. Once complete (seeding), stopping is how a run ends: exit 0."""
-    if stop.signum is None or not result.stopped or printer.reached_seeding:
-        return
-    name = signal.Signals(stop.signum).name
-    click.echo(
-        f"torrentds: interrupted ({name}) before completion; resume data saved, "
-        "run the same command again to resume",
-        err=True,
-    )
-    sys.exit(128 + stop.signum)
-
-
-class EventPrinter:
-    """Prints job events: JSON lines, a live bar on a TTY, or plain milestones."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        # "completed" (get) or "seeding" (a seed's check done, or a damaged folder's)
-        self.reached_seeding = False
-        self.live = not as_json and err_console.is_terminal
-        self._progress: Progress | None = None
-        self._task: Any = None
-
-    def __enter__(self) -> EventPrinter:
-        if self.live:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TextColumn(
-                    "↓{task.fields[down]}/s ↑{task.fields[up]}/s "
-                    "peers {task.fields[peers]} shards {task.fields[shards]}"
-                ),
-                TimeRemainingColumn(),
-                console=err_console,
-                transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task(
-                "starting", total=None, down="0", up="0", peers=0, shards="0/?"
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
-
-    def __call__(self, event: events.JobEvent) -> None:
-        if isinstance(event, events.Failed):
-            return  # raised to the command, which prints it once (``run_job_command``)
-        if isinstance(event, events.Completed | events.Seeding):
-            self.reached_seeding = True
-        if self.as_json:
-            self._json(events.as_json(event))
-        elif isinstance(event, events.Progress):
-            if self._progress is not None:
-                self._progress.update(
-                    self._task,
-                    description=event.state,
-                    completed=event.done,
-                    total=event.total or None,
-                    down=human(event.down_rate),
-                    up=human(event.up_rate),
-                    peers=event.peers,
-                    shards=f"{event.shards_ready}/{event.shards_total}",
-                )
-        elif isinstance(event, events.Started):
-            err_console.print(f"torrentds: {event.infohash} listening on port {event.listen_port}")
-        elif isinstance(event, events.Metadata):
-            size = human(event.bytes)
-            err_console.print(f"torrentds: {event.name}: {size} in {event.files} files")
-        elif isinstance(event, events.Warned):
-            err_console.print(f"torrentds: warning: {event.message}")
-        elif isinstance(event, events.Completed):
-            err_console.print(f"torrentds: complete, every shard verified: {event.dataset_dir}")
-        elif isinstance(event, events.Seeding):
-            hours = event.hours
-            until = "until stopped" if hours is None else f"for up to {hours:g} h"
-            err_console.print(f"torrentds: seeding {until}")
-
-    def api(self, url: str) -> None:
-        """The sidecar API of ``get --api`` is up."""
-        if self.as_json:
-            self._json({"event": "api", "url": url})
-        else:
-            err_console.print(f"torrentds: API on {url}")
-
-    def log(self, doc: dict[str, Any]) -> None:
-        """The sidecar's log of ``get --api``: events of datasets added through the API."""
-        if self.as_json:
-            self._json(doc)
-        elif doc.get("event") in ("warning", "error"):
-            err_console.print(f"torrentds: {doc['event']}: [{doc.get('dataset')}] {doc['message']}")
-
-    def _json(self, doc: dict[str, Any]) -> None:
-        click.echo(json.dumps({**doc, "time": round(time.time(), 3)}, sort_keys=True))
-
-
-def print_summary(result: events.JobResult) -> None:
-    click.echo(
-        f"{'stopped' if result.stopped else 'done'}: {result.name} "
-        f"downloaded {human(result.downloaded)}, uploaded {human(result.uploaded)}, "
-        f"ratio {result.ratio:.2f}, seeded {result.seconds_seeded:.0f} s, "
-        f"shards {result.shards_ready}/{result.shards_total}"
-    )
 
 
 @click.command()
@@ -435,9 +167,9 @@ def get(
                 result = _get_with_api(opts, api_listen, token, printer, stop)
         if not as_json:
             print_summary(result)
-        exit_if_interrupted(stop, printer, result)
+        exit_if_interrupted(stop, printer.reached_seeding, result)
 
-    run_job_command(run, as_json)
+    run_command(run, json_errors=as_json)
 
 
 def _get_with_api(
@@ -511,6 +243,6 @@ def seed(
             result = fetch.seed(opts, printer, stop)
         if not as_json:
             print_summary(result)
-        exit_if_interrupted(stop, printer, result)
+        exit_if_interrupted(stop, printer.reached_seeding, result)
 
-    run_job_command(run, as_json)
+    run_command(run, json_errors=as_json)

@@ -20,7 +20,7 @@ from torrentds.cli.base import (
     print_json,
     run_command,
 )
-from torrentds.cli.fetch import stop_on_signals
+from torrentds.cli.signals import stop_on_signals
 from torrentds.errors import TorrentdsError
 from torrentds.sidecar import client, server
 from torrentds.sidecar import config as sidecar_config
