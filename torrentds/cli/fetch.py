@@ -6,18 +6,18 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from torrentds import options
 from torrentds.cli.base import (
-    float_or_inf,
     run_command,
 )
-from torrentds.cli.network import check_addresses, network_options, session_options
+from torrentds.cli.network import NetworkParams, network_options
 from torrentds.cli.render import EventPrinter, print_summary
-from torrentds.cli.signals import exit_if_interrupted, stop_on_signals
+from torrentds.cli.signals import Stop, exit_if_interrupted, stop_on_signals
 from torrentds.service import fetch
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar import server
@@ -117,17 +117,7 @@ def get(
     slice_: str | None,
     api_listen: str | None,
     api_token: str | None,
-    listen: str | None,
-    peers: tuple[str, ...],
-    dht: bool,
-    lsd: bool,
-    upnp: bool,
-    utp: bool,
-    max_upload: int,
-    max_download: int,
-    seed_hours: str | None,
-    seed_ratio: float | None,
-    as_json: bool,
+    net: NetworkParams,
 ) -> None:
     """Download SOURCE, verify every piece and shard, then seed as asked.
 
@@ -142,9 +132,9 @@ def get(
     opts = options.GetOptions(
         source=source,
         directory=directory,
-        seed_hours=float_or_inf(seed_hours) if seed_hours is not None else 0.0,
-        seed_ratio=seed_ratio,
-        peers=peers,
+        seed_hours=net.hours(0.0),
+        seed_ratio=net.seed_ratio,
+        peers=net.peers,
         web_seeds=web_seeds,
         trackers=trackers,
         timeout=timeout,
@@ -154,22 +144,16 @@ def get(
         only_mine=only_mine,
         window=window,
         slice=slice_,
-        session=session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
+        session=net.session(),
     )
 
-    def run() -> None:
-        check_addresses(listen, peers)
-        with stop_on_signals() as stop, EventPrinter(as_json) as printer:
-            if api_listen is None:
-                result = fetch.get(opts, printer, stop)
-            else:
-                token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
-                result = _get_with_api(opts, api_listen, token, printer, stop)
-        if not as_json:
-            print_summary(result)
-        exit_if_interrupted(stop, printer.reached_seeding, result)
+    def job(printer: EventPrinter, stop: Stop) -> events.JobResult:
+        if api_listen is None:
+            return fetch.get(opts, printer, stop)
+        token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
+        return _get_with_api(opts, api_listen, token, printer, stop)
 
-    run_command(run, json_errors=as_json)
+    _run(net, job)
 
 
 def _get_with_api(
@@ -209,40 +193,35 @@ def seed(
     folder: Path,
     torrent: str,
     skip_check: bool,
-    listen: str | None,
-    peers: tuple[str, ...],
-    dht: bool,
-    lsd: bool,
-    upnp: bool,
-    utp: bool,
-    max_upload: int,
-    max_download: int,
-    seed_hours: str | None,
-    seed_ratio: float | None,
-    as_json: bool,
+    net: NetworkParams,
 ) -> None:
     """Seed the dataset FOLDER described by TORRENT (the origin of a swarm).
 
     The folder is hash-checked against the torrent first. Seeds until
     --seed-hours or --seed-ratio is reached (default: until stopped).
     """
-    hours = float_or_inf(seed_hours) if seed_hours is not None else math.inf
     opts = fetch.SeedOptions(
         folder=folder,
         torrent=Path(torrent),
-        seed_hours=hours,
-        seed_ratio=seed_ratio,
+        seed_hours=net.hours(math.inf),
+        seed_ratio=net.seed_ratio,
         skip_check=skip_check,
-        peers=peers,
-        session=session_options(listen, upnp, dht, lsd, max_upload, max_download, utp),
+        peers=net.peers,
+        session=net.session(),
     )
+    _run(net, lambda printer, stop: fetch.seed(opts, printer, stop))
+
+
+def _run(net: NetworkParams, job: Callable[[EventPrinter, Stop], events.JobResult]) -> None:
+    """One job with the shared handling: addresses checked, signals caught,
+    events printed, the summary, and the exit code of an interrupted run."""
 
     def run() -> None:
-        check_addresses(listen, peers)
-        with stop_on_signals() as stop, EventPrinter(as_json) as printer:
-            result = fetch.seed(opts, printer, stop)
-        if not as_json:
+        net.check()
+        with stop_on_signals() as stop, EventPrinter(net.as_json) as printer:
+            result = job(printer, stop)
+        if not net.as_json:
             print_summary(result)
         exit_if_interrupted(stop, printer.reached_seeding, result)
 
-    run_command(run, json_errors=as_json)
+    run_command(run, json_errors=net.as_json)

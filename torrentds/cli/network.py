@@ -1,40 +1,79 @@
-"""The network options ``get`` and ``seed`` share (declared once), the session
-options they make, and the --listen/--peer check (exit 2 before any work)."""
+"""The options ``get`` and ``seed`` share, declared once and handed to the
+command as one ``NetworkParams``: its session options and its --listen/--peer
+check (exit 2 before any work)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from torrentds import options
-from torrentds.cli.base import SIZE
+from torrentds.cli.base import SIZE, float_or_inf
 from torrentds.errors import UsageError
 from torrentds.torrent import addresses
 
 
-def session_options(
-    listen: str | None,
-    upnp: bool,
-    dht: bool,
-    lsd: bool,
-    max_upload: int,
-    max_download: int,
-    utp: bool,
-) -> options.SessionOptions:
-    return options.SessionOptions(
-        listen=listen,
-        upnp=upnp,
-        dht=dht,
-        lsd=lsd,
-        max_upload=max_upload,
-        max_download=max_download,
-        utp=utp,
-    )
+@dataclass(frozen=True)
+class NetworkParams:
+    """What the shared options of ``get`` and ``seed`` were given, as one value."""
+
+    listen: str | None
+    peers: tuple[str, ...]
+    dht: bool
+    lsd: bool
+    upnp: bool
+    utp: bool
+    max_upload: int
+    max_download: int
+    seed_hours: str | None
+    seed_ratio: float | None
+    as_json: bool
+
+    def session(self) -> options.SessionOptions:
+        return options.SessionOptions(
+            listen=self.listen,
+            upnp=self.upnp,
+            dht=self.dht,
+            lsd=self.lsd,
+            max_upload=self.max_upload,
+            max_download=self.max_download,
+            utp=self.utp,
+        )
+
+    def hours(self, default: float) -> float:
+        """--seed-hours as a number (``inf`` allowed), ``default`` when not given."""
+        return float_or_inf(self.seed_hours) if self.seed_hours is not None else default
+
+    def check(self) -> None:
+        """Bad --listen/--peer values are a usage error (exit 2) before any work;
+        a host name must resolve now (libtorrent dials and binds IPs only)."""
+        try:
+            if self.listen is not None:
+                addresses.listen_interface(self.listen)
+        except UsageError as exc:
+            raise UsageError(f"--listen {self.listen}", exc.reason) from exc
+        for peer in self.peers:
+            try:
+                addresses.peer_address(peer)
+            except UsageError as exc:
+                raise UsageError(f"--peer {peer}", exc.reason) from exc
 
 
 def network_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """Options shared by ``get`` and ``seed``: where to listen, whom to find."""
+    """Options shared by ``get`` and ``seed``: where to listen, whom to find, how
+    long to seed, how to print. ``fn`` receives them as one ``net: NetworkParams``."""
+    names = [f.name for f in dataclasses.fields(NetworkParams)]
+
+    @functools.wraps(fn)
+    def with_params(**kwargs: Any) -> None:
+        net = NetworkParams(**{name: kwargs.pop(name) for name in names})
+        fn(net=net, **kwargs)
+
     opts = [
         click.option(
             "--listen",
@@ -109,21 +148,7 @@ def network_options(fn: Callable[..., None]) -> Callable[..., None]:
             help="One JSON object per line (events) instead of a progress bar.",
         ),
     ]
+    command = with_params
     for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-def check_addresses(listen: str | None, peers: tuple[str, ...]) -> None:
-    """Bad --listen/--peer values are a usage error (exit 2) before any work;
-    a host name must resolve now (libtorrent dials and binds IPs only)."""
-    try:
-        if listen is not None:
-            addresses.listen_interface(listen)
-    except UsageError as exc:
-        raise UsageError(f"--listen {listen}", exc.reason) from exc
-    for peer in peers:
-        try:
-            addresses.peer_address(peer)
-        except UsageError as exc:
-            raise UsageError(f"--peer {peer}", exc.reason) from exc
+        command = opt(command)
+    return command
