@@ -79,56 +79,26 @@ class Sidecar:
         return self.runner.submit(stop)
 
     def status(self) -> list[dict[str, Any]]:
-        """Per torrent: state, progress, rates, peers, shards, seeding time left."""
-
-        def collect() -> list[dict[str, Any]]:
-            out = [job.snapshot() for job in self.runner.jobs.values()]
-            for infohash, done in self.runner.finished.items():
-                if done.result is not None:
-                    r = done.result
-                    out.append(
-                        {
-                            "name": r.name,
-                            "infohash": infohash,
-                            "state": "done",
-                            "progress": 1.0,
-                            "shards_ready": r.shards_ready,
-                            "shards_total": r.shards_total,
-                            "downloaded": r.downloaded,
-                            "uploaded": r.uploaded,
-                            "dataset_dir": r.dataset_dir,
-                        }
-                    )
-                else:
-                    out.append({"infohash": infohash, "state": "error", "error": str(done.error)})
-            return out
-
-        return self.runner.submit(collect)
+        """Per torrent: state, progress, rates, peers, shards, seeding time left
+        (from the loop's last published view: never waits for the loop)."""
+        return [dict(row) for row in self.runner.view.rows]
 
     def shards(self, infohash: str | None = None, split: str | None = None) -> list[dict[str, Any]]:
         """Each shard's state, for one torrent or all, optionally one split."""
-
-        def collect() -> list[dict[str, Any]]:
-            if infohash is not None and infohash not in self.runner.jobs:
-                raise NotFoundError(infohash, "no such torrent in this sidecar")
-            out = []
-            for ih, job in self.runner.jobs.items():
-                if infohash is not None and ih != infohash:
-                    continue
-                for shard in job.shard_states():
-                    if split is None or shard["split"] == split:
-                        out.append({"torrent": ih, **shard})
-            return out
-
-        return self.runner.submit(collect)
+        published = self.runner.view.shards
+        if infohash is not None and infohash not in published:
+            raise NotFoundError(infohash, "no such torrent in this sidecar")
+        return [
+            {"torrent": ih, **shard}
+            for ih, states in published.items()
+            if infohash is None or ih == infohash
+            for shard in states
+            if split is None or shard["split"] == split
+        ]
 
     def dataset_dirs(self) -> list[Path]:
         """The data folders of running torrents (the only files the API may serve)."""
-        return self.runner.submit(
-            lambda: [
-                job.dataset_dir for job in self.runner.jobs.values() if job.dataset_dir is not None
-            ]
-        )
+        return list(self.runner.view.dataset_dirs)
 
     # -- config -----------------------------------------------------------------
     def reload(self, conf: cfg.SidecarConfig) -> None:

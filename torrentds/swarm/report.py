@@ -36,6 +36,23 @@ def status_row(job: Job) -> dict[str, Any]:
     }
 
 
+def ended_row(infohash: str, result: ev.JobResult | None, error: str | None) -> dict[str, Any]:
+    """What ``status`` shows for a torrent whose job has ended."""
+    if result is None:
+        return {"infohash": infohash, "state": "error", "error": error or ""}
+    return {
+        "name": result.name,
+        "infohash": infohash,
+        "state": "done",
+        "progress": 1.0,
+        "shards_ready": result.shards_ready,
+        "shards_total": result.shards_total,
+        "downloaded": result.downloaded,
+        "uploaded": result.uploaded,
+        "dataset_dir": result.dataset_dir,
+    }
+
+
 def progress(job: Job) -> ev.Progress:
     st = job.ref.status()
     eta = (st.total_wanted - st.total_done) / st.download_rate if st.download_rate > 0 else None

@@ -3,7 +3,10 @@
 ``get`` and ``seed`` run one job and return when it is done. The sidecar runs
 several until stopped; other threads (the HTTP API, SIGHUP) add and remove
 jobs through ``submit``, which hands a function to the loop's thread, because
-libtorrent handles and job state are only touched there.
+libtorrent handles and job state are only touched there. What they read
+(status rows, shard states) comes from ``view``, a snapshot the loop publishes
+every ``PUBLISH_SECONDS`` and after every submitted call: a read never waits
+for the loop.
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from torrentds.errors import StorageError, TorrentdsError
-from torrentds.swarm.events import Done, Failed, JobResult
+from torrentds.swarm import report
+from torrentds.swarm.events import Done, Emit, Failed, JobEvent, JobResult, Progress, ShardReady
 from torrentds.swarm.job import Job
 from torrentds.torrent import alerts
 from torrentds.torrent import engine as eng
 
 T = TypeVar("T")
 TICK_SECONDS = 0.25
+PUBLISH_SECONDS = 0.2
 
 
 @dataclass
@@ -38,6 +44,16 @@ class Finished:
         if self.result is not None:
             return self.result
         raise self.error or TorrentdsError("job", "ended without a result")
+
+
+@dataclass(frozen=True)
+class View:
+    """The jobs at one moment, for readers on other threads (never mutated)."""
+
+    rows: tuple[dict[str, Any], ...] = ()  # one status row per torrent, running or ended
+    shards: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)  # running
+    dataset_dirs: tuple[Path, ...] = ()  # the data folders of running torrents
+    published_at: float = 0.0  # time.monotonic()
 
 
 @dataclass
@@ -56,10 +72,40 @@ class Runner:
         self._calls: queue.Queue[_Call] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.running = threading.Event()  # set while ``run`` loops
+        self.view = View()  # replaced whole, never changed in place
+
+    def _publishing(self, emit: Emit) -> Emit:
+        """``emit`` that first publishes the view on a milestone (not on the
+        frequent progress and shard events), so whoever hears of it and then
+        reads ``/status`` sees it."""
+
+        def publish_then_emit(event: JobEvent) -> None:
+            if not isinstance(event, Progress | ShardReady):
+                self._publish_quietly()
+            emit(event)
+
+        return publish_then_emit
+
+    def publish(self) -> None:
+        """Replace ``view`` with the jobs as they are now (on the loop's thread)."""
+        rows = [job.snapshot() for job in self.jobs.values()]
+        rows += [
+            report.ended_row(ih, done.result, str(done.error) if done.error else None)
+            for ih, done in self.finished.items()
+        ]
+        self.view = View(
+            rows=tuple(rows),
+            shards={ih: tuple(job.shard_states()) for ih, job in self.jobs.items()},
+            dataset_dirs=tuple(
+                job.dataset_dir for job in self.jobs.values() if job.dataset_dir is not None
+            ),
+            published_at=time.monotonic(),
+        )
 
     # -- jobs -------------------------------------------------------------------
     def add(self, job: Job) -> None:
         """Start ``job`` (call on the loop's thread, or before ``run``)."""
+        job.emit = self._publishing(job.emit)
         self.jobs[job.ref.infohash] = job
         self.finished.pop(job.ref.infohash, None)
         self._guard(job, job.start)
@@ -67,16 +113,17 @@ class Runner:
     def remove(self, infohash: str, stopped: bool = True) -> Finished:
         """Stop one job, keeping its data; returns how it ended."""
         job = self.jobs[infohash]
-        done = self._end(job, stopped)  # still dispatched to while it saves resume data
-        self.finished[infohash] = done
-        self.jobs.pop(infohash, None)
+        done = self._end(job, stopped)
         self.engine.remove(job.ref)
         return done
 
     def submit(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
         """Run ``fn`` on the loop's thread and return its value (or raise its error)."""
         if self._thread is None or threading.current_thread() is self._thread:
-            return fn()
+            try:
+                return fn()
+            finally:
+                self._publish_quietly()
         call = _Call(fn)
         self._calls.put(call)
         if not call.done.wait(timeout):
@@ -110,6 +157,7 @@ class Runner:
     def run(self, stop: threading.Event, until_empty: bool) -> None:
         """Loop until ``stop`` is set (or, with ``until_empty``, no job is left)."""
         self._thread = threading.current_thread()
+        self._publish_quietly()
         self.running.set()
         try:
             while not stop.is_set():
@@ -121,6 +169,7 @@ class Runner:
         finally:
             self.running.clear()
             self._run_calls()
+            self._publish_quietly()
             self._thread = None
 
     def step(self, timeout: float) -> None:
@@ -129,11 +178,12 @@ class Runner:
         self.pump(timeout)
         self._run_calls()
         now = time.monotonic()
-        for infohash, job in list(self.jobs.items()):
+        for job in list(self.jobs.values()):
             if self._guard(job, lambda j=job, t=now: j.tick(t)):  # type: ignore[misc]
-                self.finished[infohash] = self._end(job, stopped=False)
-                self.jobs.pop(infohash, None)
+                self._end(job, stopped=False)
                 self.engine.remove(job.ref)
+        if now - self.view.published_at >= PUBLISH_SECONDS:
+            self._publish_quietly()
 
     def _run_calls(self) -> None:
         while True:
@@ -145,7 +195,13 @@ class Runner:
                 call.value = call.fn()
             except BaseException as exc:  # handed back to the caller's thread
                 call.error = exc
+            self._publish_quietly()  # the caller's next read sees what it did
             call.done.set()
+
+    def _publish_quietly(self) -> None:
+        # A job whose status cannot be read fails in its own tick, not here.
+        with contextlib.suppress(Exception):
+            self.publish()
 
     def _guard(self, job: Job, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` for ``job``; a failing job ends alone, keeping its error.
@@ -162,21 +218,25 @@ class Runner:
                     self.settle(job)
                 job.report_error(str(error))
                 job.release()
-                job.emit(Failed(error))
                 self.finished[infohash] = Finished(error=error)
+                job.emit(Failed(error))
                 with contextlib.suppress(Exception):
                     self.engine.remove(job.ref)
             return False
 
     def _end(self, job: Job, stopped: bool) -> Finished:
+        """End a running job: resume data saved (it is still dispatched to
+        meanwhile), its result kept, then ``Done`` told."""
         try:
             if job.needs_resume_save(stopped):
                 self.settle(job)
             result = job.result(stopped)
         finally:
             job.release()
+        done = self.finished[job.ref.infohash] = Finished(result=result)
+        self.jobs.pop(job.ref.infohash, None)
         job.emit(Done(result))
-        return Finished(result=result)
+        return done
 
 
 def run_job(runner: Runner, job: Job, loop: Callable[[], None]) -> JobResult:
