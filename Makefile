@@ -38,13 +38,14 @@ lint: venv
 types: venv
 	$(BIN)/mypy
 
+# Two workers: the tests mostly wait on sockets and child processes (README, Dependencies).
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 test: setup lint types pytest
 
 test-all: setup lint types
-	$(BIN)/pytest -q -m ''
+	$(BIN)/pytest -q -n 2 -m ''
 
 # The main job on an embedded default: a generated Tiny-ImageNet-shaped
 # dataset, packed into a torrent, seeded and fetched by two peers with every
