@@ -4,10 +4,12 @@ shares (command line, TOML config, HTTP API); standard library only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torrentds.dataset import nodes
 from torrentds.errors import UsageError
@@ -67,6 +69,16 @@ class JobOptions:
     skip_check: bool = False
     layout_checked: bool = False  # the caller refused symlinks under DIR for these files
     ordering: order.Ordering = field(default_factory=order.Ordering)
+
+
+def same_named(source: object, target: type[Any]) -> dict[str, Any]:
+    """The values of ``source``'s attributes named as dataclass ``target``'s fields
+    (an option that passes through a layer keeps its name)."""
+    return {
+        f.name: getattr(source, f.name)
+        for f in dataclasses.fields(target)
+        if hasattr(source, f.name)
+    }
 
 
 def ordering_of(opts: GetOptions) -> order.Ordering:

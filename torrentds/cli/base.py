@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -32,6 +32,8 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]
 SIZE = SizeType()
 
 
+Command = TypeVar("Command", bound=Callable[..., Any])
+
 # Plain lines: names and paths may hold "[...]" or ":100:" (not markup, not emoji),
 # and a message is one line however narrow the terminal (logs are grepped).
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
@@ -54,6 +56,11 @@ def run_command(fn: Callable[[], None], json_errors: bool = False) -> None:
     except KeyboardInterrupt:
         click.echo("torrentds: interrupted", err=True)
         sys.exit(130)
+
+
+def urls_option(flag: str, dest: str, help: str) -> Callable[[Command], Command]:
+    """A repeatable URL option (--tracker, --web-seed), collected into ``dest``."""
+    return click.option(flag, dest, multiple=True, metavar="URL", help=help)
 
 
 def print_json(obj: Any) -> None:

@@ -24,6 +24,7 @@ from torrentds.cli.base import (
     human,
     print_json,
     run_command,
+    urls_option,
 )
 from torrentds.progress import Advance, Reporter, SilentReporter
 from torrentds.service import create as creating
@@ -80,22 +81,12 @@ def _reporter(enabled: bool) -> Iterator[Reporter]:
     type=SIZE,
     help="Torrent piece size (power of two). Default: 1,000-10,000 pieces within 256 KiB-16 MiB.",
 )
-@click.option(
-    "--tracker",
-    "trackers",
-    multiple=True,
-    metavar="URL",
-    help="Announce URL, each its own tier (repeatable).",
-)
+@urls_option("--tracker", "trackers", "Announce URL, each its own tier (repeatable).")
 @click.option(
     "--no-default-trackers", is_flag=True, help="Leave out the Academic Torrents tracker tiers."
 )
-@click.option(
-    "--web-seed",
-    "web_seeds",
-    multiple=True,
-    metavar="URL",
-    help="BEP 19 web seed, e.g. an S3 or nginx URL ending in / (repeatable).",
+@urls_option(
+    "--web-seed", "web_seeds", "BEP 19 web seed, e.g. an S3 or nginx URL ending in / (repeatable)."
 )
 @click.option(
     "--no-check-web-seeds", is_flag=True, help="Do not test web seeds with a Range request."

@@ -14,9 +14,10 @@ import click
 from torrentds import options
 from torrentds.cli.base import (
     run_command,
+    urls_option,
 )
 from torrentds.cli.network import NetworkParams, network_options
-from torrentds.cli.render import EventPrinter, print_summary
+from torrentds.cli.render import Renderer, job_renderer, print_summary
 from torrentds.cli.signals import Stop, exit_if_interrupted, stop_on_signals
 from torrentds.service import fetch
 from torrentds.sidecar import config as sidecar_config
@@ -36,20 +37,8 @@ from torrentds.swarm import events
     show_default=True,
     help="Folder that receives the dataset folder.",
 )
-@click.option(
-    "--web-seed",
-    "web_seeds",
-    multiple=True,
-    metavar="URL",
-    help="Extra BEP 19 web seed (repeatable).",
-)
-@click.option(
-    "--tracker",
-    "trackers",
-    multiple=True,
-    metavar="URL",
-    help="Extra tracker announce URL (repeatable).",
-)
+@urls_option("--web-seed", "web_seeds", "Extra BEP 19 web seed (repeatable).")
+@urls_option("--tracker", "trackers", "Extra tracker announce URL (repeatable).")
 @click.option(
     "--timeout",
     type=float,
@@ -147,7 +136,7 @@ def get(
         session=net.session(),
     )
 
-    def job(printer: EventPrinter, stop: Stop) -> events.JobResult:
+    def job(printer: Renderer, stop: Stop) -> events.JobResult:
         if api_listen is None:
             return fetch.get(opts, printer, stop)
         token = api_token or os.environ.get(sidecar_config.TOKEN_ENV) or None
@@ -160,7 +149,7 @@ def _get_with_api(
     opts: options.GetOptions,
     listen: str,
     token: str | None,
-    printer: EventPrinter,
+    printer: Renderer,
     stop: threading.Event,
 ) -> events.JobResult:
     """``get --api``: the same job, run in a one-dataset sidecar that serves the API."""
@@ -212,13 +201,13 @@ def seed(
     _run(net, lambda printer, stop: fetch.seed(opts, printer, stop))
 
 
-def _run(net: NetworkParams, job: Callable[[EventPrinter, Stop], events.JobResult]) -> None:
+def _run(net: NetworkParams, job: Callable[[Renderer, Stop], events.JobResult]) -> None:
     """One job with the shared handling: addresses checked, signals caught,
     events printed, the summary, and the exit code of an interrupted run."""
 
     def run() -> None:
         net.check()
-        with stop_on_signals() as stop, EventPrinter(net.as_json) as printer:
+        with stop_on_signals() as stop, job_renderer(net.as_json) as printer:
             result = job(printer, stop)
         if not net.as_json:
             print_summary(result)

@@ -35,15 +35,7 @@ class NetworkParams:
     as_json: bool
 
     def session(self) -> options.SessionOptions:
-        return options.SessionOptions(
-            listen=self.listen,
-            upnp=self.upnp,
-            dht=self.dht,
-            lsd=self.lsd,
-            max_upload=self.max_upload,
-            max_download=self.max_download,
-            utp=self.utp,
-        )
+        return options.SessionOptions(**options.same_named(self, options.SessionOptions))
 
     def hours(self, default: float) -> float:
         """--seed-hours as a number (``inf`` allowed), ``default`` when not given."""

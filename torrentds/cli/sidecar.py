@@ -3,78 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from torrentds.cli.base import (
-    duration,
-    human,
     print_json,
     run_command,
 )
+from torrentds.cli.render import sidecar_log, status_table
 from torrentds.cli.signals import stop_on_signals
 from torrentds.errors import TorrentdsError
 from torrentds.sidecar import client, server
 from torrentds.sidecar import config as sidecar_config
 from torrentds.sidecar.facade import Sidecar
-
-
-class SidecarPrinter:
-    """The sidecar's log: JSON lines on stdout, or one plain line per event on stderr."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self._lock = threading.Lock()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        with self._lock:
-            if self.as_json:
-                line = json.dumps({**event, "time": round(time.time(), 3)}, sort_keys=True)
-                click.echo(line)
-                return
-            text = _sidecar_line(event)
-            if text is not None:
-                click.echo(f"torrentds: {text}", err=True)
-
-
-def _sidecar_line(event: dict[str, Any]) -> str | None:
-    kind = event["event"]
-    who = f"[{event['dataset'] or event.get('infohash', '?')}] " if "dataset" in event else ""
-    if kind == "started":
-        return f"{who}{event['infohash']} started, listening on port {event['listen_port']}"
-    if kind == "metadata":
-        return f"{who}{human(event['bytes'])} in {event['files']} files"
-    if kind == "shard_ready":
-        return f"{who}shard ready: {event['path']}"
-    if kind == "completed":
-        return f"{who}complete, every shard verified: {event['dataset_dir']}"
-    if kind == "seeding":
-        hours = event["hours"]
-        return f"{who}seeding " + ("until stopped" if hours is None else f"for up to {hours:g} h")
-    if kind == "done":
-        return (
-            f"{who}{'stopped' if event.get('stopped') else 'done'}: "
-            f"downloaded {human(event['downloaded'])}, uploaded {human(event['uploaded'])}"
-        )
-    if kind == "warning":
-        return f"warning: {who}{event['message']}"
-    if kind == "error":
-        return f"{who or '[' + str(event.get('source', 'sidecar')) + '] '}error: {event['message']}"
-    if kind == "removed":
-        return f"removed {event['source']} ({event['infohash']})"
-    if kind == "api":
-        return f"API on {event['url']}"
-    if kind == "reloaded":
-        return f"config reloaded from {event['config']} ({event['datasets']} datasets)"
-    return None
 
 
 @click.command()
@@ -119,13 +65,13 @@ def sidecar(
             api_token=api_token or base.api_token,
         )
         api = server.ApiServer(conf.api, conf.api_token)
-        printer = SidecarPrinter(as_json)
+        log = sidecar_log(as_json).log
         try:
-            sc = Sidecar(conf, printer)
+            sc = Sidecar(conf, log)
 
             def serving() -> None:
                 api.start(sc)
-                printer({"event": "api", "url": api.url})
+                log({"event": "api", "url": api.url})
 
             def reload() -> None:
                 try:
@@ -135,7 +81,7 @@ def sidecar(
                         base.api,
                         base.api_token,
                     ):
-                        printer(
+                        log(
                             {
                                 "event": "warning",
                                 "message": f"{config_path}: [session] and [api] changes "
@@ -144,9 +90,9 @@ def sidecar(
                         )
                     sc.reload(dataclasses.replace(new, api=conf.api, api_token=conf.api_token))
                 except TorrentdsError as exc:
-                    printer({"event": "error", "source": "reload", "message": str(exc)})
+                    log({"event": "error", "source": "reload", "message": str(exc)})
                     return
-                printer(
+                log(
                     {"event": "reloaded", "config": str(config_path), "datasets": len(new.datasets)}
                 )
 
@@ -194,53 +140,6 @@ def status(api_url: str, api_token: str | None, as_json: bool) -> None:
         if not torrents:
             click.echo(f"no torrents in the sidecar at {api_url}")
             return
-        headers = _STATUS_HEADERS
-        rows = [_status_row(t) for t in torrents]
-        out = Console()
-        if out.is_terminal:
-            from rich.table import Table
-
-            table = Table(*headers, box=None, header_style="bold")
-            for row in rows:
-                table.add_row(*row)
-            out.print(table)
-            return
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        for line in [headers, *rows]:
-            click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        status_table(torrents)
 
     run_command(run)
-
-
-_STATUS_HEADERS = [
-    "NAME",
-    "INFOHASH",
-    "STATE",
-    "DONE",
-    "DOWN",
-    "UP",
-    "PEERS",
-    "SHARDS",
-    "SEED LEFT",
-]
-
-
-def _status_row(t: dict[str, Any]) -> list[str]:
-    left = t.get("seeding_left")
-    if left is not None:
-        seed_left = duration(float(left))
-    elif t.get("state") == "seeding":
-        seed_left = "until stopped"
-    else:
-        seed_left = "-"
-    return [
-        str(t.get("name") or "?"),
-        str(t.get("infohash", ""))[:12],
-        str(t.get("state", "?")),
-        f"{float(t.get('progress') or 0):.0%}",
-        f"{human(int(t.get('down_rate') or 0))}/s",
-        f"{human(int(t.get('up_rate') or 0))}/s",
-        str(t.get("peers", "-")),
-        f"{t.get('shards_ready', '-')}/{t.get('shards_total', '-')}",
-        seed_left,
-    ]

@@ -54,14 +54,9 @@ def prepare_get(opts: GetOptions) -> tuple[engine.AddSpec, JobOptions, str]:
         file_priorities=_manifest_first(files),
     )
     job_opts = JobOptions(
+        **options.same_named(opts, JobOptions),  # seed limits, peers, web seeds, timeout…
         save_path=directory,
         layout_checked=src.torrent is not None,
-        seed_hours=opts.seed_hours,
-        seed_ratio=opts.seed_ratio,
-        peers=opts.peers,
-        web_seeds=opts.web_seeds,
-        trackers=opts.trackers,
-        timeout=opts.timeout,
         ordering=ordering,
     )
     return spec, job_opts, src.info.name
