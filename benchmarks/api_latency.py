@@ -6,14 +6,15 @@ One run, on 127.0.0.1 only:
    with ``torrentds create`` (no trackers at all);
 2. starts ``torrentds seed`` on them and ``torrentds get --api`` fetching them from that
    seeder alone (``--max-download`` stretches the download so that reads overlap it);
-3. from the moment the API answers until the get says ``completed``, ``--readers``
-   threads each loop over GET /status, /shards and /metrics; every answer is timed
-   (``time.perf_counter`` around the whole request on a kept-alive connection).
+3. from the moment the API answers until the get says ``completed`` (phase
+   "downloading"), then for ``--idle-seconds`` while it seeds to nobody (phase "idle"),
+   ``--readers`` threads each loop over GET /status, /shards and /metrics; every answer is
+   timed (``time.perf_counter`` around the whole request on a kept-alive connection).
 
-Prints the latency per route (count, p50, p99, max, in ms) and how many shards were
-verified while the reads ran. ``--rev REV`` runs torrentds as committed at REV (to compare
-before and after a change). Network isolation: ``--listen 127.0.0.1:0``, DHT/LSD/UPnP off,
-no trackers, the only peer named by ``--peer``. Run with the project's venv::
+Prints the latency per phase and route (count, p50, p99, max, in ms). ``--rev REV`` runs
+torrentds as committed at REV (to compare before and after a change). Network isolation:
+``--listen 127.0.0.1:0``, DHT/LSD/UPnP off, no trackers, the only peer named by ``--peer``.
+Run with the project's venv::
 
     .venv/bin/python benchmarks/api_latency.py [--shards 2048] [--shard-kib 128]
 """
@@ -46,6 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--shard-kib", type=int, default=128, help="size of each shard (128)")
     p.add_argument("--max-download", default="16M", help="the get's download cap (16M)")
     p.add_argument("--readers", type=int, default=2, help="threads reading the API (2)")
+    p.add_argument("--idle-seconds", type=float, default=10, help="reads while seeding (10)")
     p.add_argument("--timeout", type=float, default=600, help="seconds for the download (600)")
     p.add_argument("--rev", help="run torrentds as committed at this git revision")
     p.add_argument("--workdir", type=Path, help="parent of the temp dir (default /tmp)")
@@ -82,12 +84,13 @@ def make_dataset(args: argparse.Namespace, work: Path) -> Path:
 
 
 class Reader(threading.Thread):
-    """GETs the routes in turn until ``stop``; keeps each route's latencies (seconds)."""
+    """GETs the routes in turn until ``stop``; keeps each (phase, route)'s latencies
+    (seconds), the phase being ``phase[0]`` when the request started."""
 
-    def __init__(self, base: str, stop: threading.Event) -> None:
+    def __init__(self, base: str, stop: threading.Event, phase: list[str]) -> None:
         super().__init__(daemon=True)
-        self.base, self.stop = base, stop
-        self.seconds: dict[str, list[float]] = {r: [] for r in ROUTES}
+        self.base, self.stop, self.phase = base, stop, phase
+        self.seconds: dict[tuple[str, str], list[float]] = {}
         self.errors = 0
 
     def run(self) -> None:
@@ -95,13 +98,15 @@ class Reader(threading.Thread):
             http.trust_env = False
             while not self.stop.is_set():
                 for route in ROUTES:
+                    phase = self.phase[0]
                     t0 = time.perf_counter()
                     try:
                         ok = http.get(self.base + route, timeout=30).status_code == 200
                     except requests.RequestException:
                         ok = False
                     if ok:
-                        self.seconds[route].append(time.perf_counter() - t0)
+                        took = time.perf_counter() - t0
+                        self.seconds.setdefault((phase, route), []).append(took)
                     else:
                         self.errors += 1
 
@@ -130,21 +135,26 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 *("get", str(torrent), "-d", str(work / "leecher"), *ISOLATED),
                 *("--peer", f"127.0.0.1:{port}", "--max-download", args.max_download),
                 *("--api", f"127.0.0.1:{api_port}", "--timeout", str(args.timeout)),
+                *("--seed-hours", "1"),
             ],
         )
         getter.wait_event("api", 60)
         stop = threading.Event()
-        readers = [Reader(f"http://127.0.0.1:{api_port}", stop) for _ in range(args.readers)]
+        phase = ["downloading"]
+        base = f"http://127.0.0.1:{api_port}"
+        readers = [Reader(base, stop, phase) for _ in range(args.readers)]
         t0 = time.monotonic()
         for reader in readers:
             reader.start()
         try:
             getter.wait_event("completed", args.timeout)
+            took = time.monotonic() - t0
+            phase[0] = "idle"
+            stop.wait(args.idle_seconds)
         finally:
             stop.set()
             for reader in readers:
                 reader.join(60)
-        took = time.monotonic() - t0
         ready = sum(1 for e in getter.events if e.get("event") == "shard_ready")
     report(args, source, readers, took, ready)
     return 0
@@ -157,18 +167,18 @@ def report(
     print(f"- machine: {machine()}\n- torrentds: {source}")
     print(
         f"- {args.shards} shards of {args.shard_kib} KiB, get capped at {args.max_download}/s, "
-        f"{args.readers} reader threads; {ready} shards verified in {took:.1f} s of reads; "
+        f"{args.readers} reader threads; {ready} shards verified in {took:.1f} s of reads, "
+        f"then {args.idle_seconds:g} s idle (seeding to nobody); "
         f"{sum(r.errors for r in readers)} failed requests\n"
     )
-    for line in table(["route", "requests", "p50 ms", "p99 ms", "max ms"], "lrrrr"):
+    for line in table(["phase", "route", "requests", "p50 ms", "p99 ms", "max ms"], "llrrrr"):
         print(line)
-    for route in ROUTES:
-        seconds = [s for r in readers for s in r.seconds[route]]
-        ms = [1000 * s for s in seconds]
+    for key in [(p, route) for p in ("downloading", "idle") for route in ROUTES]:
+        ms = [1000 * s for r in readers for s in r.seconds.get(key, [])]
         print(
             row(
                 [
-                    route,
+                    *key,
                     len(ms),
                     fmt(percentile(ms, 0.5), ".1f"),
                     fmt(percentile(ms, 0.99), ".1f"),

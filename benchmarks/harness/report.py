@@ -86,10 +86,13 @@ def torrentds_source(rev: str | None, dest: Path) -> str:
         [*git, "archive", full, "torrentds"], capture_output=True, check=True, timeout=60
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=60)
-    # PYTHONPATH comes before the editable install's finder, so ``-m torrentds`` uses dest.
+    # PYTHONPATH comes before the editable install's finder (appended to sys.meta_path), so
+    # ``-m torrentds`` uses dest; PYTHONSAFEPATH keeps ``-m`` from putting the working
+    # directory (the repository, holding today's torrentds/) ahead of it.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(dest), os.environ.get("PYTHONPATH", "")) if p
     )
+    os.environ["PYTHONSAFEPATH"] = "1"
     return f"`git archive {full[:12]}` ({rev}) of {ROOT}"
 
 

@@ -42,6 +42,11 @@ class Sidecar:
         """True while the session loop runs (requests can be answered)."""
         return self.runner.running.is_set()
 
+    @property
+    def view_stamp(self) -> object:
+        """Changes whenever the loop publishes a new view (answers may be reused until)."""
+        return self.runner.view
+
     # -- datasets ---------------------------------------------------------------
     def add(self, opts: options.GetOptions) -> dict[str, Any]:
         """Start fetching (and seeding) a dataset; returns its status."""

@@ -43,6 +43,8 @@ from torrentds.sidecar.facade import Sidecar
 from torrentds.sidecar.metrics import SidecarCollector
 
 MAX_BODY = 1 << 20
+_READS = ("/status", "/shards", "/metrics")  # answered from the runner's published view
+Answer = tuple[HTTPStatus, bytes, str]
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -128,6 +130,34 @@ class ApiServer:
             raise TorrentdsError(listen, f"cannot listen: {exc.strerror or exc}") from exc
         self.httpd.api = self
         self._thread: threading.Thread | None = None
+        # Read answers by (method, target), kept while the view they came from is current:
+        # a scrape or a poll between two publishes is encoded once, not once per reader.
+        self._answers: dict[tuple[str, str], tuple[object, HTTPStatus, bytes, str]] = {}
+        self._answers_lock = threading.Lock()
+
+    def answer(self, method: str, target: str, body: Callable[[], bytes]) -> Answer:
+        """(status, body, content type) for one request; reads of the same view are
+        answered from the last encoding."""
+        sidecar = self.sidecar
+        reading = sidecar is not None and sidecar.running and method == "GET"
+        stamp = sidecar.view_stamp if reading and sidecar is not None else None
+        key = (method, target)
+        if stamp is not None:
+            with self._answers_lock:
+                kept = self._answers.get(key)
+            if kept is not None and kept[0] is stamp:
+                return kept[1], kept[2], kept[3]
+        status, value = self.dispatch(method, target, body)
+        if isinstance(value, bytes):
+            encoded, ctype = value, CONTENT_TYPE_LATEST
+        else:
+            encoded, ctype = _json(value), "application/json"
+        if stamp is not None and urlsplit(target).path in _READS:
+            with self._answers_lock:
+                if len(self._answers) >= 64:
+                    self._answers.clear()
+                self._answers[key] = (stamp, status, encoded, ctype)
+        return status, encoded, ctype
 
     @property
     def port(self) -> int:
@@ -307,11 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         try:
             self._check_auth(api.token)
-            status, value = api.dispatch(method, self.path, self._body)
-            if isinstance(value, bytes):
-                body, ctype = value, CONTENT_TYPE_LATEST
-            else:
-                body, ctype = _json(value), "application/json"
+            status, body, ctype = api.answer(method, self.path, self._body)
         except ApiError as exc:
             status, body, ctype = exc.status, _error(exc.status, exc.detail), "application/json"
         except TorrentdsError as exc:

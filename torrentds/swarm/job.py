@@ -219,15 +219,21 @@ class Job:
             return
         self._go(Phase.SEEDING)
         st = self.ref.status()
+        starting = not self.clock.running
+        if starting:  # before "completed" is told: a reader then sees the time left
+            self.clock.start(time.monotonic(), st.uploaded)
         shards = len(self.book.shards)
         self.emit(ev.Completed(st.downloaded, st.uploaded, shards, str(self.dataset_dir)))
-        if not self.clock.running:
-            self._start_seeding()
+        if starting:
+            self._announce_seeding()
 
     def _start_seeding(self) -> None:
         """Start the clock of --seed-hours and --seed-ratio."""
+        self.clock.start(time.monotonic(), self.ref.status().uploaded)
+        self._announce_seeding()
+
+    def _announce_seeding(self) -> None:
         now, uploaded = time.monotonic(), self.ref.status().uploaded
-        self.clock.start(now, uploaded)
         if not self.clock.reached(now, uploaded, self.total_size):  # else the next tick ends it
             self.emit(ev.Seeding(self.clock.finite_hours(), self.opts.seed_ratio))
 
