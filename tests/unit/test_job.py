@@ -233,3 +233,30 @@ def test_seed_limits_end_the_job_after_completion(rig: Rig, made: Made, tmp_path
     kinds = rig.kinds()
     assert kinds[-1] == "done" and "completed" in kinds
     assert "seeding" not in kinds  # --seed-hours 0: the limit is reached at once
+
+
+def test_the_view_shows_a_milestone_before_it_is_told(
+    rig: Rig, made: Made, tmp_path: Path
+) -> None:
+    """Readers on other threads read ``Runner.view``: when a job tells "completed",
+    the view it can read already says seeding, with the seed clock running."""
+    rows_when_told: list[dict[str, Any]] = []
+
+    def watch(event: events.JobEvent) -> None:
+        rig.seen.append(event)
+        if isinstance(event, events.Completed):
+            rows_when_told.extend(rig.runner.view.rows)
+
+    spec = engine.AddSpec(save_path=tmp_path, torrent=made.torrent, hold_files=True)
+    job = Job(rig.engine, spec, JobOptions(save_path=tmp_path, seed_hours=1.0), watch)
+    rig.runner.add(job)
+    assert [r["infohash"] for r in rig.runner.view.rows] == [job.ref.infohash]
+    feed_all(rig, job, pieces_of(made.origin, made.torrent))
+    rig.until(lambda: "completed" in rig.kinds(), 20, "completion")
+    (row,) = rows_when_told
+    assert row["state"] == "seeding" and 0 < row["seeding_left"] <= 3600
+    shards = rig.runner.view.shards[job.ref.infohash]
+    assert len(shards) == len(job.book.shards) and {s["state"] for s in shards} == {"ready"}
+    rig.runner.remove(job.ref.infohash)
+    (ended,) = rig.runner.view.rows
+    assert ended["state"] == "done" and rig.runner.view.shards == {}
