@@ -235,9 +235,7 @@ def test_seed_limits_end_the_job_after_completion(rig: Rig, made: Made, tmp_path
     assert "seeding" not in kinds  # --seed-hours 0: the limit is reached at once
 
 
-def test_the_view_shows_a_milestone_before_it_is_told(
-    rig: Rig, made: Made, tmp_path: Path
-) -> None:
+def test_the_view_shows_a_milestone_before_it_is_told(rig: Rig, made: Made, tmp_path: Path) -> None:
     """Readers on other threads read ``Runner.view``: when a job tells "completed",
     the view it can read already says seeding, with the seed clock running."""
     rows_when_told: list[dict[str, Any]] = []
