@@ -32,6 +32,7 @@ from torrentds.swarm.seeding import SeedClock
 from torrentds.swarm.shards import ShardBook, foreign_shards, load_checked
 from torrentds.torrent import alerts
 from torrentds.torrent import engine as eng
+from torrentds.torrent.layout import FileEntry
 from torrentds.training import handoff
 
 WEB_SEED_SAMPLE_SECONDS = 0.1
@@ -64,7 +65,10 @@ class Job:
         self.deadlines = DeadlineFeeder()
         self.manifest: Manifest | None = None
         self.manifest_index: int | None = None
+        self.files: list[FileEntry] = []  # the real files (no pads), known with the metadata
         self.order: list[int] = []
+        self.order_of: dict[int, int] = {}
+        self.order_of_path: dict[str, int] = {}
         self.flushes = verifier.Flushes()
         self.completing_since = 0.0
         self.completing_flushes = 0
@@ -292,7 +296,7 @@ class Job:
     def _on_metadata(self) -> None:
         if self.phase is not Phase.METADATA:
             return
-        files = placement.real_files(self.ref)
+        files = self.files = placement.real_files(self.ref)  # fixed from now on
         self.name = self.ref.name()
         # A .torrent given at the start was checked before it was added.
         place = placement.prepare(self.ref, self.spec, self.opts.layout_checked)
@@ -334,7 +338,7 @@ class Job:
         if self.phase is not Phase.MANIFEST or self.manifest_index is None:
             return
         assert self.place is not None
-        files = placement.real_files(self.ref)
+        files = self.files
         entry = files[self.manifest_index]
         if not all(p in self.book.have for p in entry.pieces(self.ref.piece_size())):
             return
@@ -347,8 +351,7 @@ class Job:
 
     def _track(self, entries: list[ShardEntry]) -> None:
         assert self.place is not None and self.ready_log is not None
-        files = placement.real_files(self.ref)
-        self.book.track(entries, self.place.root, files, self.ref.piece_size())
+        self.book.track(entries, self.place.root, self.files, self.ref.piece_size())
         for shard in self.book.shards:
             if shard.entry.path in self.ready_log.logged and not shard.left:
                 shard.ready = True  # verified by an earlier run, whose pieces libtorrent kept
@@ -359,6 +362,8 @@ class Job:
             [(s.entry.path, s.entry.split, s.entry.sha256) for s in self.book.shards],
         )
         self.order = order.download_order([s.entry for s in self.book.shards], self.opts.ordering)
+        self.order_of = {k: r for r, k in enumerate(self.order)}  # shard index -> place in order
+        self.order_of_path = {self.book.shards[i].entry.path: r for i, r in self.order_of.items()}
         self.plan.follow(self.book)
         self._apply_priorities()
         self._rescan()
@@ -370,10 +375,8 @@ class Job:
             return  # the manifest alone is wanted until it is read
         if not self.book.shards and self.manifest is None:
             return  # a foreign torrent with no .tar keeps its plain priorities
-        files = placement.real_files(self.ref)
-        window = self.plan.apply(self.ref, self.book, self.order, files, self.manifest_index)
-        rank = {i: k for k, i in enumerate(self.order)}
-        fresh = sorted(window, key=rank.__getitem__)
+        window = self.plan.apply(self.ref, self.book, self.order, self.files, self.manifest_index)
+        fresh = sorted(window, key=self.order_of.__getitem__)
         if self.deadlines.queue((i, self.book.shards[i].pieces) for i in fresh):
             self._top_up_deadlines()
 
@@ -410,11 +413,11 @@ class Job:
             return
         if manifest_on_disk:
             self._try_manifest()
-        rank = {self.book.shards[i].entry.path: k for k, i in enumerate(self.order)}
         # Shards that completed together are logged in this peer's order.
-        passed, recheck = verifier.verify(self.book, rank, self._warn)
+        passed, recheck = verifier.verify(self.book, self.order_of_path, self._warn)
         for entry, digest in passed:
             self.resume.verified(entry, digest)
+        if passed:  # once per batch: each pass is linear in the shard count
             self._request_resume()
             self._apply_priorities()
         if recheck:
@@ -433,12 +436,12 @@ class Job:
 
     def _on_resume(self, data: bytes | None) -> None:
         """The oldest save is answered: write it, then log the shards it holds."""
-        for entry, digest in self.resume.answered(data):
+        held = self.resume.answered(data)
+        if held:
             assert self.ready_log is not None
-            if self.ready_log.append(entry) is not None:
-                self.emit(
-                    ev.ShardReady(entry.path, entry.split, entry.samples, entry.bytes, digest)
-                )
+            digests = {entry.path: digest for entry, digest in held}
+            for r in self.ready_log.append_all([entry for entry, _ in held]):
+                self.emit(ev.ShardReady(r.path, r.split, r.samples, r.bytes, digests[r.path]))
         if self.resume.waiting:
             self._request_resume()
         if self.restart_pending and not self.resume.in_flight:

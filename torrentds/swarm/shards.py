@@ -38,6 +38,7 @@ class ShardBook:
     def __init__(self) -> None:
         self.shards: list[Shard] = []
         self.by_piece: dict[int, list[Shard]] = {}
+        self.by_path: dict[str, Shard] = {}
         self.have: set[int] = set()
         self.candidates: set[str] = set()  # paths whose pieces have all passed
 
@@ -49,6 +50,7 @@ class ShardBook:
         for entry in entries:
             shard = Shard(entry, root / entry.path, by_path[entry.path].pieces(piece_size))
             self.shards.append(shard)
+            self.by_path[entry.path] = shard
             for p in shard.pieces:
                 self.by_piece.setdefault(p, []).append(shard)
         self._count_left()
@@ -80,7 +82,7 @@ class ShardBook:
 
     def take_candidates(self, rank: dict[str, int]) -> list[Shard]:
         """The shards to verify now, in ``rank`` order (this peer's order); clears them."""
-        by_path = {s.entry.path: s for s in self.shards}
+        by_path = self.by_path
         paths = sorted(self.candidates, key=lambda p: (rank.get(p, len(rank)), p))
         self.candidates.clear()
         return [by_path[p] for p in paths if not by_path[p].ready and by_path[p].left == 0]

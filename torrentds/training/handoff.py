@@ -155,21 +155,35 @@ class ReadyLog:
 
     def append(self, shard: ShardEntry) -> ReadyRecord | None:
         """Log ``shard`` as ready; None if it was logged before."""
-        if shard.path in self.logged:
-            return None
-        record = ReadyRecord(
-            shard.path,
-            shard.split,
-            shard.sha256,
-            shard.samples,
-            shard.bytes,
-            round(time.time(), 3),
-            self.infohash,
-        )
-        line = json.dumps(asdict(record), sort_keys=True) + "\n"
-        self._write(line.encode("utf-8"))
-        self.logged.add(shard.path)
-        return record
+        records = self.append_all([shard])
+        return records[0] if records else None
+
+    def append_all(self, shards: Sequence[ShardEntry]) -> list[ReadyRecord]:
+        """Log ``shards`` as ready, in order, with one write and one fsync (a batch
+        that completed together); returns the records of those not logged before."""
+        now = round(time.time(), 3)
+        records: list[ReadyRecord] = []
+        seen = set(self.logged)
+        for shard in shards:
+            if shard.path in seen:
+                continue
+            seen.add(shard.path)
+            records.append(
+                ReadyRecord(
+                    shard.path,
+                    shard.split,
+                    shard.sha256,
+                    shard.samples,
+                    shard.bytes,
+                    now,
+                    self.infohash,
+                )
+            )
+        if records:
+            lines = "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in records)
+            self._write(lines.encode("utf-8"))
+            self.logged.update(r.path for r in records)
+        return records
 
     def _write(self, data: bytes) -> None:
         try:
