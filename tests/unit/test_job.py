@@ -96,7 +96,7 @@ class Rig:
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     eng = engine.Engine(QUIET)
-    yield Rig(eng, Runner(eng))
+    yield Rig(eng, Runner(eng, publishing=True))
     eng.close()
 
 

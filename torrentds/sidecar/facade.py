@@ -31,7 +31,7 @@ class Sidecar:
         self.conf = conf
         self.log = log
         self.engine = engine.Engine(conf.session)
-        self.runner = runner.Runner(self.engine)
+        self.runner = runner.Runner(self.engine, publishing=True)
         # (source, dir) of each dataset the config asked for -> its info-hash
         self.from_config: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()

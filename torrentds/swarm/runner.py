@@ -5,8 +5,8 @@ several until stopped; other threads (the HTTP API, SIGHUP) add and remove
 jobs through ``submit``, which hands a function to the loop's thread, because
 libtorrent handles and job state are only touched there. What they read
 (status rows, shard states) comes from ``view``, a snapshot the loop publishes
-every ``PUBLISH_SECONDS`` and after every submitted call: a read never waits
-for the loop.
+(when ``publishing``: a sidecar) every ``PUBLISH_SECONDS``, after every submitted
+call and before every milestone event: a read never waits for the loop.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class _Call:
 
 
 class Runner:
-    def __init__(self, engine: eng.Engine) -> None:
+    def __init__(self, engine: eng.Engine, publishing: bool = False) -> None:
         self.engine = engine
+        # Only a sidecar has readers on other threads; get and seed skip the view's work.
+        self.publishing = publishing
         self.jobs: dict[str, Job] = {}
         self.finished: dict[str, Finished] = {}
         self._calls: queue.Queue[_Call] = queue.Queue()
@@ -199,6 +201,8 @@ class Runner:
             call.done.set()
 
     def _publish_quietly(self) -> None:
+        if not self.publishing:
+            return
         # A job whose status cannot be read fails in its own tick, not here.
         with contextlib.suppress(Exception):
             self.publish()
