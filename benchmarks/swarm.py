@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     variants.add_argument(
         "--window",
         type=int,
-        help="torrentds get --window (default: its own); with --no-slice or --ranked",
+        help="torrentds get --window (default: its own)",
     )
     variants.add_argument("--seed-max-upload", help="torrentds seed --max-upload RATE")
     variants.add_argument(
@@ -137,9 +137,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--size-mb, --shard-mb, --repeat and --n must be positive")
     if max(args.n) > 200:
         p.error("at most 200 leechers (one /24)")
-    if args.window is not None and not (args.no_slice or args.ranked):
-        # get refuses --window with --slice, and every leecher would exit 2.
-        p.error("--window needs --no-slice or --ranked (a slice has no window)")
     if not re.fullmatch(PRIVATE_24, args.subnet):
         p.error("--subnet must be the first three octets of a private /24")
     if os.geteuid() != 0:

@@ -95,16 +95,12 @@ def ordering_of(opts: GetOptions) -> order.Ordering:
         raise UsageError(
             f"--slice {opts.slice}", "orders by piece, --rank by shard: give one of them"
         )
-    if slice_ is not None and opts.window is not None:
-        raise UsageError(
-            f"--window {opts.window}", "a slice has no window: give one of --slice, --window"
-        )
     # Each peer its own shuffle, so a fresh swarm spreads over different shards.
     return order.Ordering(
         rank=opts.rank,
         world_size=opts.world_size,
         only_mine=opts.only_mine,
-        window=order.Ordering.window if opts.window is None else opts.window,
+        window=opts.window or (order.SLICE_WINDOW if slice_ else order.Ordering.window),
         seed=secrets.randbits(64),
         slice=slice_,
     )

@@ -9,7 +9,7 @@ any time and the next go out as those pass. Pure: the job sets what
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 MAX_DEADLINES = 64
 
@@ -22,7 +22,7 @@ class DeadlineFeeder:
         self.out: set[int] = set()  # set and not yet passed
         self._step = 0
 
-    def queue(self, shards: Iterable[tuple[int, range]]) -> bool:
+    def queue(self, shards: Iterable[tuple[int, Sequence[int]]]) -> bool:
         """Queue the pieces of newly windowed shards (index, pieces), in the given
         order; True if any was new."""
         fresh = [(i, pieces) for i, pieces in shards if i not in self.queued_shards]

@@ -377,7 +377,15 @@ class Job:
             return  # a foreign torrent with no .tar keeps its plain priorities
         window = self.plan.apply(self.ref, self.book, self.order, self.files, self.manifest_index)
         fresh = sorted(window, key=self.order_of.__getitem__)
-        if self.deadlines.queue((i, self.book.shards[i].pieces) for i in fresh):
+        slice_ = self.opts.ordering.slice
+        if slice_ is not None:
+            # Deadlines only on this peer's own part: a time-critical piece is asked
+            # of any peer, the origin included, and the others' parts come from them.
+            own = slice_.for_piece_size(self.ref.piece_size())
+            queued = [(i, [p for p in self.book.shards[i].pieces if own.holds(p)]) for i in fresh]
+        else:
+            queued = [(i, list(self.book.shards[i].pieces)) for i in fresh]
+        if self.deadlines.queue(queued):
             self._top_up_deadlines()
 
     def _top_up_deadlines(self) -> None:

@@ -24,13 +24,17 @@ from torrentds.dataset import nodes
 from torrentds.dataset.manifest import ShardEntry
 
 TOP = 7  # libtorrent's highest priority
-MINE = 6  # a ranked node's own shards outside the window
+MINE = 6  # a ranked node's own shards outside the window; with a slice, its pieces there
+SHARED = 5  # with a slice: the other peers' pieces of the window (they forward them)
 NORMAL = 4  # libtorrent's default
 LOW = 1  # another node's shards, while this node's are still coming
 SKIP = 0  # not downloaded at all (--only-mine)
 
 
 SLICE_UNIT_BYTES = 4 << 20
+# With a slice, the window every peer shares: 2 shards got the first shard to every leecher
+# sooner than 3 with the same total time (BENCHMARKS.md, session 6).
+SLICE_WINDOW = 2
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,9 @@ def download_order(entries: Sequence[ShardEntry], ordering: Ordering) -> list[in
         rest = [i for i in range(len(entries)) if i not in own]
         return first + rest
     order = list(range(len(entries)))
-    random.Random(ordering.seed).shuffle(order)
+    if ordering.slice is None:
+        random.Random(ordering.seed).shuffle(order)
+    # With a slice every peer keeps the manifest's order: they fetch the same window.
     return order
 
 
@@ -104,8 +110,6 @@ def priorities(
     if own is not None:
         for i in range(len(entries)):
             prio[i] = MINE if i in own else (SKIP if ordering.only_mine or hold_others else LOW)
-    if ordering.slice is not None:
-        return prio  # the slice's pieces come first instead (slice_priorities)
     wanted = [i for i in order if not ready[i] and prio[i] != SKIP]
     for i in wanted[: ordering.window]:
         prio[i] = TOP
@@ -113,8 +117,16 @@ def priorities(
 
 
 def slice_priorities(piece_priorities: Sequence[int], slice_: Slice) -> list[int]:
-    """Piece priorities with this peer's slice of the wanted pieces lifted to the top."""
-    return [
-        TOP if prio != SKIP and slice_.holds(piece) else prio
-        for piece, prio in enumerate(piece_priorities)
-    ]
+    """Piece priorities for peer I of K: in the window (pieces at TOP) its own part
+    first, the others' next (it gets them from the peers that fetched them); beyond
+    the window its own part before anything else. So each peer asks the origin for
+    its own pieces, and the window's shards complete in order on every peer."""
+    out = []
+    for piece, prio in enumerate(piece_priorities):
+        if prio == SKIP:
+            out.append(SKIP)
+        elif slice_.holds(piece):
+            out.append(TOP if prio == TOP else MINE)
+        else:
+            out.append(SHARED if prio == TOP else min(prio, NORMAL))
+    return out

@@ -56,6 +56,7 @@ class PriorityPlan:
         self.file_priorities: list[int] = []
         self.slice_priorities: list[int] = []  # per piece, with --slice
         self.slice_checked_at = 0.0
+        self._flat_sent: list[int] = []  # with --slice: the file priorities libtorrent has
         self._own: set[int] = set()  # id() of this node's shards
         self.last_own_progress = time.monotonic()
 
@@ -98,10 +99,17 @@ class PriorityPlan:
     ) -> None:
         """File priorities; with --slice, the piece priorities they imply."""
         self.file_priorities = prio
-        ref.prioritize_files(prio)
         slice_ = self.ordering.slice
         if slice_ is None:
+            ref.prioritize_files(prio)
             return
+        # With a slice the window lives in piece priorities alone: new file priorities
+        # reset every piece's, and until the slice is put back all the window's pieces
+        # (the other peers' parts too) would be asked of the origin at the top.
+        flat = [min(p, order.NORMAL) for p in prio]
+        if flat != self._flat_sent:
+            self._flat_sent = flat
+            ref.prioritize_files(flat)
         size, count = ref.piece_size(), ref.num_pieces()
         self.slice_priorities = slice_piece_priorities(files, prio, size, count, slice_)
         self.hold_slice(ref)
