@@ -190,10 +190,10 @@ def test_config_slice_reaches_the_get_options() -> None:
     assert [d.slice for d in conf.datasets] == ["2/6", None]
     # No window key: the default, so a slice is not refused for one it was never given.
     assert [d.window for d in conf.datasets] == [None, None]
-    # A slice with a window (or a rank) is refused when the file is read, naming both.
+    # A slice takes a window (the one every peer shares); with a rank it is refused
+    # when the file is read, naming both.
     both = {"dataset": [{"source": "a", "slice": "2/6", "window": 4}]}
-    with pytest.raises(ConfigError, match=r"dataset\[0\]: --window 4: a slice has no window"):
-        config.parse(both, "torrentds.toml")
+    assert config.parse(both, "torrentds.toml").datasets[0].window == 4
     ranked = {"dataset": [{"source": "a", "slice": "2/6", "rank": 1, "world_size": 6}]}
     with pytest.raises(ConfigError, match=r"--slice 2/6: orders by piece, --rank by shard"):
         config.parse(ranked, "torrentds.toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import libtorrent as lt
@@ -143,14 +144,19 @@ def test_ranked_node_holds_other_shards_while_its_own_arrive() -> None:
     assert released == [7, 1, 6, 1, 6, 1, 6, 1]
 
 
-def test_slice_lifts_its_wanted_pieces_and_drops_the_window() -> None:
+def test_slice_deals_a_shared_window() -> None:
     entries = _entries(6, 0)
-    ordering = order.Ordering(window=3, slice=order.Slice(1, 3))
+    ordering = order.Ordering(window=2, slice=order.Slice(1, 3), seed=11)
     seq = order.download_order(entries, ordering)
-    assert order.priorities(entries, seq, [False] * 6, ordering) == [order.NORMAL] * 6
-    # piece 4 is not wanted (0) and stays so; 1 and 7 are the slice's wanted pieces
-    base = [4, 4, 4, 7, 0, 4, 1, 1]
-    assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 7, 0, 4, 1, 7]
+    # Every peer keeps the manifest's order (no per-peer shuffle): one window for all.
+    assert seq == order.download_order(entries, replace(ordering, seed=12)) == list(range(6))
+    assert order.priorities(entries, seq, [False] * 6, ordering) == [7, 7, 4, 4, 4, 4]
+    assert order.priorities(entries, seq, [True, False] * 3, ordering) == [4, 7, 4, 7, 4, 4]
+    # Peer 1 of 3 holds pieces 1, 4, 7. In the window (7): its own stay on top, the
+    # others' drop to SHARED (they come from the peers that fetch them); beyond the
+    # window its own rise to MINE; a piece not wanted (0) stays so.
+    base = [4, 7, 4, 7, 0, 4, 1, 1]
+    assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 5, 0, 4, 1, 6]
     # In runs of 4 MiB: with 1 MiB pieces, peer 1 of 3 takes pieces 4-7, 16-19, ...
     runs = order.Slice(1, 3).for_piece_size(1 << 20)
     assert [p for p in range(24) if runs.holds(p)] == [4, 5, 6, 7, 16, 17, 18, 19]
@@ -189,7 +195,6 @@ def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
         (["--slice", "one/6"], "0 <= I < K"),
         (["--slice", "3"], "0 <= I < K"),
         (["--slice", "1/4", "--rank", "1", "--world-size", "4"], "give one of them"),
-        (["--slice", "1/4", "--window", "3"], "a slice has no window"),
     ],
 )
 def test_bad_slice_is_one_line_exit_2(

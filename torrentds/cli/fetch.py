@@ -66,7 +66,7 @@ from torrentds.swarm import events
     type=int,
     default=None,
     help="How many shards at the head of this peer's order get top priority "
-    "[default: 3]. Not with --slice.",
+    "[default: 3; 2 with --slice, where every peer shares the window].",
 )
 @click.option(
     "--slice",
@@ -74,9 +74,10 @@ from torrentds.swarm import events
     default=None,
     metavar="I/K",
     help="This is peer I of K fetching the same data (e.g. a node's rank and the node "
-    "count): take the I-th of every K runs of pieces (4 MiB each) first, the rest from "
-    "the other peers. The origin then sends each piece about once. Not with --rank "
-    "or --window.",
+    "count): every peer fetches the same window of shards in the manifest's order, "
+    "taking the I-th of every K runs of pieces (4 MiB each) itself and the rest from "
+    "the other peers. The origin then sends each piece about once, and the first "
+    "shard arrives early. Not with --rank.",
 )
 @click.option(
     "--api",

@@ -8,10 +8,13 @@ shard 0. Only the next few shards of the order get top priority: the rest stay
 at normal priority so data keeps flowing when the window stalls, and inside
 the window libtorrent's rarest-first still picks pieces.
 
-With a slice (peer I of K fetching the same data), there is no window: the
-I-th of every K runs of pieces (4 MiB each) comes first, from everyone. K peers with distinct I
-then ask the origin for disjoint pieces and trade the rest among themselves,
-so the origin sends each piece about once (BENCHMARKS.md, "swarm").
+With a slice (peer I of K fetching the same data), every peer keeps the
+manifest's order, so they share one window (``SLICE_WINDOW`` shards). Each takes
+the I-th of every K runs of pieces (4 MiB each) itself: its own runs in the
+window first, its own runs beyond it next, and the others' runs in the window
+from the peers that fetched them (``slice_priorities``). K peers with distinct I
+ask the origin for disjoint pieces, so the origin sends each piece about once,
+and the window's shards complete early on every peer (BENCHMARKS.md, session 6).
 """
 
 from __future__ import annotations
