@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torrentds.dataset import nodes
 from torrentds.errors import UsageError
-from torrentds.swarm import order
+from torrentds.swarm import order, peerindex
 
 DEFAULT_LISTEN = "0.0.0.0:6881"
 
@@ -81,14 +83,22 @@ def same_named(source: object, target: type[Any]) -> dict[str, Any]:
     }
 
 
-def ordering_of(opts: GetOptions) -> order.Ordering:
-    """The fetch order a get's options ask for; UsageError if they contradict."""
+def ordering_of(opts: GetOptions, env: Mapping[str, str] | None = None) -> order.Ordering:
+    """The fetch order a get's options ask for; UsageError if they contradict.
+
+    With neither ``slice`` nor ``rank``, the launcher's environment (``env``,
+    default ``os.environ``) may say which peer of how many this is: a slice then."""
     nodes.check_index(opts.rank, opts.world_size)
     if opts.only_mine and opts.rank is None:
         raise UsageError("--only-mine", "needs --rank and --world-size")
     if opts.window is not None and opts.window < 1:
         raise UsageError(str(opts.window), "--window must be at least 1")
     slice_ = _slice(opts.slice) if opts.slice is not None else None
+    source = f"--slice {opts.slice}"
+    if slice_ is None and opts.rank is None:
+        found = peerindex.from_environment(os.environ if env is None else env)
+        if found is not None:
+            slice_, source = order.Slice(found.index, found.count), found.source
     if slice_ is not None and slice_.count == 1:
         slice_ = None  # 0/1: the whole torrent, a plain get
     if slice_ is not None and opts.rank is not None:
@@ -103,6 +113,7 @@ def ordering_of(opts: GetOptions) -> order.Ordering:
         window=opts.window or (order.SLICE_WINDOW if slice_ else order.Ordering.window),
         seed=secrets.randbits(64),
         slice=slice_,
+        slice_source=source if slice_ is not None else "",
     )
 
 

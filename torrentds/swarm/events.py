@@ -39,6 +39,7 @@ class Started:
     infohash: str
     name: str
     listen_port: int
+    peer_index: str | None = None  # "2/6 from SLURM_NODEID/SLURM_NNODES" (None: no slice)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,14 @@ class Job:
     # -- lifecycle: start, handle events, tick, finish --------------------------
     def start(self) -> None:
         """Announce the job and pick up metadata that is already known."""
-        self.emit(ev.Started(self.ref.infohash, self.name, self.engine.listen_port()))
+        self.emit(
+            ev.Started(
+                self.ref.infohash,
+                self.name,
+                self.engine.listen_port(),
+                self.opts.ordering.peer_index(),
+            )
+        )
         if self.ref.has_metadata():
             self._on_metadata()
 

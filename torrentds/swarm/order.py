@@ -68,6 +68,13 @@ class Ordering:
     window: int = 3
     seed: int = 0
     slice: Slice | None = None
+    slice_source: str = ""  # what gave the slice: "--slice 2/6", "SLURM_NODEID/SLURM_NNODES"
+
+    def peer_index(self) -> str | None:
+        """This peer's index, said in the started event and /status (None: none)."""
+        if self.slice is None:
+            return None
+        return f"{self.slice.index}/{self.slice.count} from {self.slice_source or '--slice'}"
 
 
 def mine(entries: Sequence[ShardEntry], rank: int, world_size: int) -> set[int]:

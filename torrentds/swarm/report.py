@@ -33,6 +33,7 @@ def status_row(job: Job) -> dict[str, Any]:
         "web_seed_bytes": job.web_seed_bytes.total,
         "hash_failures": job.hash_failures,
         "dataset_dir": str(job.dataset_dir or ""),
+        "peer_index": job.opts.ordering.peer_index(),
     }
 
 
