@@ -200,7 +200,7 @@ class Job:
             self.spec,
             self.resume.path.read_bytes(),
             self.web_seeds.known,
-            self.plan.file_priorities,
+            self.plan.sent_file_priorities(),
         )
         self.engine.remove(self.ref)
         self.ref = self.engine.add(spec)

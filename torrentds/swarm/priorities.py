@@ -114,6 +114,10 @@ class PriorityPlan:
         self.slice_priorities = slice_piece_priorities(files, prio, size, count, slice_)
         self.hold_slice(ref)
 
+    def sent_file_priorities(self) -> list[int]:
+        """The file priorities libtorrent was given (with a slice: flat), for a re-add."""
+        return self._flat_sent if self.ordering.slice is not None else self.file_priorities
+
     def hold_slice(self, ref: TorrentRef) -> None:
         """libtorrent applies file priorities later, on its disk thread, and that
         resets piece priorities: put the slice back as soon as it is lost (the
