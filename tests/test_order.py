@@ -157,6 +157,17 @@ def test_slice_deals_a_shared_window() -> None:
     # window its own rise to MINE; a piece not wanted (0) stays so.
     base = [4, 7, 4, 7, 0, 4, 1, 1]
     assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 5, 0, 4, 1, 6]
+    # A window held too long (a peer left or is slow): the others' part is ours too.
+    assert order.slice_priorities(base, order.Slice(1, 3), fallback=True) == [
+        4,
+        7,
+        4,
+        7,
+        0,
+        4,
+        1,
+        6,
+    ]
     # In runs of 4 MiB: with 1 MiB pieces, peer 1 of 3 takes pieces 4-7, 16-19, ...
     runs = order.Slice(1, 3).for_piece_size(1 << 20)
     assert [p for p in range(24) if runs.holds(p)] == [4, 5, 6, 7, 16, 17, 18, 19]

@@ -32,8 +32,15 @@ from torrentds.swarm.peerindex import PeerIndex, from_environment
             {"SLURM_NODEID": "1", "SLURM_NNODES": "2", "TORRENTDS_SLICE": "0/3"},
             PeerIndex(0, 3, "TORRENTDS_SLICE"),
         ),
-        # A node id without a count says nothing.
+        # A node id without a count says nothing; an empty TORRENTDS_SLICE is unset.
         ({"SLURM_NODEID": "1"}, None),
+        (
+            {"TORRENTDS_SLICE": "", "SLURM_NODEID": "1", "SLURM_NNODES": "2"},
+            PeerIndex(1, 2, "SLURM_NODEID/SLURM_NNODES"),
+        ),
+        # A launcher's variables that make no index are not meant for us: passed over.
+        ({"SLURM_NODEID": "x", "SLURM_NNODES": "4"}, None),
+        ({"GROUP_RANK": "0", "WORLD_SIZE": "12", "LOCAL_WORLD_SIZE": "8"}, None),
     ],
 )
 def test_the_launchers_variables(env: dict[str, str], found: PeerIndex | None) -> None:
@@ -45,8 +52,6 @@ def test_the_launchers_variables(env: dict[str, str], found: PeerIndex | None) -
     [
         ({"TORRENTDS_SLICE": "6/6"}, "TORRENTDS_SLICE=6/6: need 0 <= index < count"),
         ({"TORRENTDS_SLICE": "two"}, "TORRENTDS_SLICE"),
-        ({"SLURM_NODEID": "x", "SLURM_NNODES": "4"}, "SLURM_NODEID=x"),
-        ({"GROUP_RANK": "0", "WORLD_SIZE": "6", "LOCAL_WORLD_SIZE": "4"}, "WORLD_SIZE=6"),
     ],
 )
 def test_unusable_variables_are_named(env: dict[str, str], shown: str) -> None:

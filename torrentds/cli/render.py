@@ -155,7 +155,10 @@ def sidecar_log(as_json: bool) -> Renderer:
 
 
 _LINES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "started": lambda e: f"{e['infohash']} started, listening on port {e['listen_port']}",
+    "started": lambda e: (
+        f"{e['infohash']} started, listening on port {e['listen_port']}"
+        + (f", peer {e['peer_index']}" if e.get("peer_index") else "")
+    ),
     "metadata": lambda e: f"{e['name']}: {human(e['bytes'])} in {e['files']} files",
     "shard_ready": lambda e: f"shard ready: {e['path']}",
     "completed": lambda e: f"complete, every shard verified: {e['dataset_dir']}",

@@ -206,6 +206,7 @@ class Job:
         self.ref = self.engine.add(spec)
         self.deadlines = DeadlineFeeder()
         self._apply_priorities()
+        self.plan.hold_slice(self.ref)  # the new handle has no piece priorities yet
         self.web_seed_bytes.forget_connections()
         self.web_seeds.retried.clear()
         self.stall.restarted(time.monotonic())

@@ -126,11 +126,15 @@ def priorities(
     return prio
 
 
-def slice_priorities(piece_priorities: Sequence[int], slice_: Slice) -> list[int]:
+def slice_priorities(
+    piece_priorities: Sequence[int], slice_: Slice, fallback: bool = False
+) -> list[int]:
     """Piece priorities for peer I of K: in the window (pieces at TOP) its own part
     first, the others' next (it gets them from the peers that fetched them); beyond
     the window its own part before anything else. So each peer asks the origin for
-    its own pieces, and the window's shards complete in order on every peer."""
+    its own pieces, and the window's shards complete in order on every peer.
+    ``fallback`` (the window stalled: a peer left or is slow): the others' part of
+    the window is on top too, fetched from anyone."""
     out = []
     for piece, prio in enumerate(piece_priorities):
         if prio == SKIP:
@@ -138,5 +142,5 @@ def slice_priorities(piece_priorities: Sequence[int], slice_: Slice) -> list[int
         elif slice_.holds(piece):
             out.append(TOP if prio == TOP else MINE)
         else:
-            out.append(SHARED if prio == TOP else min(prio, NORMAL))
+            out.append((TOP if fallback else SHARED) if prio == TOP else min(prio, NORMAL))
     return out

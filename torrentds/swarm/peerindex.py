@@ -29,30 +29,32 @@ class PeerIndex:
 
 def from_environment(env: Mapping[str, str]) -> PeerIndex | None:
     """This peer's index from the launcher's variables in ``env`` (None: none set).
-    A variable that is set but unusable is a UsageError naming it."""
-    if "TORRENTDS_SLICE" in env:
+
+    ``TORRENTDS_SLICE`` is ours: set but unusable, it is a UsageError naming it.
+    A launcher's variables that do not make an index (a torchrun with uneven nodes)
+    are not meant for us and are passed over."""
+    if env.get("TORRENTDS_SLICE"):
         index, _, count = env["TORRENTDS_SLICE"].partition("/")
         return _pair(index, count, "TORRENTDS_SLICE", f"TORRENTDS_SLICE={env['TORRENTDS_SLICE']}")
-    if "SLURM_NODEID" in env:
-        for count_name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES"):
-            if count_name in env:
-                return _pair(
-                    env["SLURM_NODEID"],
-                    env[count_name],
-                    f"SLURM_NODEID/{count_name}",
-                    f"SLURM_NODEID={env['SLURM_NODEID']}, {count_name}={env[count_name]}",
-                )
-    names = ("GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
-    if all(n in env for n in names):
-        shown = ", ".join(f"{n}={env[n]}" for n in names)
-        try:
-            world, local = int(env["WORLD_SIZE"]), int(env["LOCAL_WORLD_SIZE"])
-        except ValueError:
-            raise UsageError(shown, "not integers in the environment") from None
-        if local < 1 or world % local:
-            raise UsageError(shown, "WORLD_SIZE is not a multiple of LOCAL_WORLD_SIZE")
-        return _pair(env["GROUP_RANK"], str(world // local), "torchrun's GROUP_RANK", shown)
+    for count_name in ("SLURM_NNODES", "SLURM_JOB_NUM_NODES"):
+        if "SLURM_NODEID" in env and count_name in env:
+            found = _launchers(env["SLURM_NODEID"], env[count_name], f"SLURM_NODEID/{count_name}")
+            if found is not None:
+                return found
+    if all(n in env for n in ("GROUP_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")):
+        world, local = env["WORLD_SIZE"], env["LOCAL_WORLD_SIZE"]
+        if world.isdigit() and local.isdigit() and int(local) and not int(world) % int(local):
+            count = str(int(world) // int(local))
+            return _launchers(env["GROUP_RANK"], count, "torchrun's GROUP_RANK")
     return None
+
+
+def _launchers(index: str, count: str, source: str) -> PeerIndex | None:
+    """A launcher's pair, or None if it does not make an index."""
+    try:
+        return _pair(index, count, source, source)
+    except UsageError:
+        return None
 
 
 def _pair(index: str, count: str, source: str, shown: str) -> PeerIndex:

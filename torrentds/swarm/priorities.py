@@ -40,13 +40,15 @@ def slice_piece_priorities(
     piece_size: int,
     num_pieces: int,
     slice_: order.Slice,
+    fallback: bool = False,
 ) -> list[int]:
-    """The piece priorities ``prio`` (per file) implies, this peer's slice on top."""
+    """The piece priorities ``prio`` (per file) implies, this peer's slice on top
+    (``fallback``: the whole window on top)."""
     base = [order.SKIP] * num_pieces
     for f, file_prio in zip(files, prio, strict=True):
         for p in f.pieces(piece_size):
             base[p] = max(base[p], file_prio)
-    return order.slice_priorities(base, slice_.for_piece_size(piece_size))
+    return order.slice_priorities(base, slice_.for_piece_size(piece_size), fallback)
 
 
 class PriorityPlan:
@@ -57,6 +59,9 @@ class PriorityPlan:
         self.slice_priorities: list[int] = []  # per piece, with --slice
         self.slice_checked_at = 0.0
         self._flat_sent: list[int] = []  # with --slice: the file priorities libtorrent has
+        self.window: list[int] = []  # the shards at the top, since ``window_since``
+        self.window_since = time.monotonic()
+        self.fallback = False  # with --slice: the others' part of this window is ours too
         self._own: set[int] = set()  # id() of this node's shards
         self.last_own_progress = time.monotonic()
 
@@ -90,9 +95,23 @@ class PriorityPlan:
         ready = [s.ready for s in book.shards]
         shard_prio = order.priorities(entries, download_order, ready, self.ordering, hold)
         prio = file_priorities(files, [e.path for e in entries], shard_prio, manifest_index)
+        window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
+        now = time.monotonic()
+        if window != self.window:
+            self.window, self.window_since, self.fallback = window, now, False
+        elif (
+            self.ordering.slice is not None
+            and not self.fallback
+            and window
+            and now - self.window_since >= STALL_SECONDS
+        ):
+            # A peer that left, stalls or never came must not hold the window:
+            # after a bounded wait its part is fetched like our own.
+            self.fallback = True
+            self.file_priorities = []  # set again below, with the fallback
         if prio != self.file_priorities:
             self.set_file_priorities(ref, prio, files)
-        return [i for i, p in enumerate(shard_prio) if p == order.TOP]
+        return window
 
     def set_file_priorities(
         self, ref: TorrentRef, prio: list[int], files: Sequence[FileEntry]
@@ -111,7 +130,9 @@ class PriorityPlan:
             self._flat_sent = flat
             ref.prioritize_files(flat)
         size, count = ref.piece_size(), ref.num_pieces()
-        self.slice_priorities = slice_piece_priorities(files, prio, size, count, slice_)
+        self.slice_priorities = slice_piece_priorities(
+            files, prio, size, count, slice_, self.fallback
+        )
         self.hold_slice(ref)
 
     def sent_file_priorities(self) -> list[int]:

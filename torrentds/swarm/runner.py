@@ -22,7 +22,16 @@ from typing import Any, TypeVar
 
 from torrentds.errors import StorageError, TorrentdsError
 from torrentds.swarm import report
-from torrentds.swarm.events import Done, Emit, Failed, JobEvent, JobResult, Progress, ShardReady
+from torrentds.swarm.events import (
+    Done,
+    Emit,
+    Failed,
+    JobEvent,
+    JobResult,
+    Progress,
+    ShardReady,
+    Warned,
+)
 from torrentds.swarm.job import Job
 from torrentds.torrent import alerts
 from torrentds.torrent import engine as eng
@@ -82,7 +91,7 @@ class Runner:
         reads ``/status`` sees it."""
 
         def publish_then_emit(event: JobEvent) -> None:
-            if not isinstance(event, Progress | ShardReady):
+            if not isinstance(event, Progress | ShardReady | Warned):
                 self._publish_quietly()
             emit(event)
 
