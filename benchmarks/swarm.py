@@ -94,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
     )
     variants.add_argument("--seed-max-upload", help="torrentds seed --max-upload RATE")
     variants.add_argument(
+        "--slice-count",
+        type=int,
+        help="K in each leecher's --slice i/K (default N); above N, peers are missing",
+    )
+    variants.add_argument(
         "--no-slice",
         action="store_true",
         help="torrentds leechers run a plain get (by default leecher i of N gets --slice i/N)",

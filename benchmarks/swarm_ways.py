@@ -150,5 +150,6 @@ def get_args(ctx: Ctx, way: str, i: int, n: int, host: Host, home: Path) -> list
     if args.ranked:
         cmd += ["--rank", str(i), "--world-size", str(n)]
     elif not args.no_slice:
-        cmd += ["--slice", f"{i}/{n}"]
+        # --slice-count above N: the parts of peers that never came have no owner.
+        cmd += ["--slice", f"{i}/{args.slice_count or n}"]
     return cmd
