@@ -98,15 +98,25 @@ class Runner:
         return publish_then_emit
 
     def publish(self) -> None:
-        """Replace ``view`` with the jobs as they are now (on the loop's thread)."""
-        rows = [job.snapshot() for job in self.jobs.values()]
+        """Replace ``view`` with the jobs as they are now (on the loop's thread).
+        A job whose state cannot be read shows as an error row; the others still
+        publish (one bad dataset must not freeze every reader's view)."""
+        rows: list[dict[str, Any]] = []
+        shards: dict[str, tuple[dict[str, Any], ...]] = {}
+        for ih, job in self.jobs.items():
+            try:
+                rows.append(job.snapshot())
+                shards[ih] = tuple(job.shard_states())
+            except Exception as exc:
+                text = str(as_error(exc, job.name or ih))
+                rows.append({"infohash": ih, "state": "error", "error": text})
         rows += [
             report.ended_row(ih, done.result, str(done.error) if done.error else None)
             for ih, done in self.finished.items()
         ]
         self.view = View(
             rows=tuple(rows),
-            shards={ih: tuple(job.shard_states()) for ih, job in self.jobs.items()},
+            shards=shards,
             dataset_dirs=tuple(
                 job.dataset_dir for job in self.jobs.values() if job.dataset_dir is not None
             ),
