@@ -48,14 +48,17 @@ def run_command(fn: Callable[[], None], json_errors: bool = False) -> None:
         fn()
     except TorrentdsError as exc:
         if json_errors:
-            click.echo(
-                json.dumps({"event": "error", "message": str(exc), "time": round(time.time(), 3)})
-            )
+            click.echo(json_line({"event": "error", "message": str(exc)}))
         click.echo(f"torrentds: error: {exc}", err=True)
         sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:
         click.echo("torrentds: interrupted", err=True)
         sys.exit(130)
+
+
+def json_line(doc: dict[str, Any]) -> str:
+    """One event as the JSON line ``--json`` prints: its fields and its ``time``."""
+    return json.dumps({**doc, "time": round(time.time(), 3)}, sort_keys=True)
 
 
 def urls_option(flag: str, dest: str, help: str) -> Callable[[Command], Command]:

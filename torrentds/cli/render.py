@@ -6,9 +6,7 @@ own log lines."""
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from torrentds.cli.base import duration, err_console, human
+from torrentds.cli.base import duration, err_console, human, json_line
 from torrentds.swarm import events
 
 
@@ -77,7 +75,7 @@ class JsonLines(_Lines):
     """One JSON object per line on stdout, each with its ``time``."""
 
     def _write(self, doc: dict[str, Any]) -> None:
-        click.echo(json.dumps({**doc, "time": round(time.time(), 3)}, sort_keys=True))
+        click.echo(json_line(doc))
 
 
 class Terminal(Renderer):

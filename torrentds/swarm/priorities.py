@@ -97,19 +97,20 @@ class PriorityPlan:
         prio = file_priorities(files, [e.path for e in entries], shard_prio, manifest_index)
         window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
         now = time.monotonic()
+        falling_back = (
+            self.ordering.slice is not None
+            and window == self.window
+            and not self.fallback
+            and bool(window)
+            and now - self.window_since >= STALL_SECONDS
+        )
         if window != self.window:
             self.window, self.window_since, self.fallback = window, now, False
-        elif (
-            self.ordering.slice is not None
-            and not self.fallback
-            and window
-            and now - self.window_since >= STALL_SECONDS
-        ):
+        elif falling_back:
             # A peer that left, stalls or never came must not hold the window:
             # after a bounded wait its part is fetched like our own.
             self.fallback = True
-            self.file_priorities = []  # set again below, with the fallback
-        if prio != self.file_priorities:
+        if falling_back or prio != self.file_priorities:
             self.set_file_priorities(ref, prio, files)
         return window
 

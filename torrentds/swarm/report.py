@@ -38,7 +38,8 @@ def status_row(job: Job) -> dict[str, Any]:
 
 
 def ended_row(infohash: str, result: ev.JobResult | None, error: str | None) -> dict[str, Any]:
-    """What ``status`` shows for a torrent whose job has ended."""
+    """What ``status`` shows for a torrent whose job has ended (or whose state
+    cannot be read: ``result`` None, ``error`` why)."""
     if result is None:
         return {"infohash": infohash, "state": "error", "error": error or ""}
     return {

@@ -108,8 +108,7 @@ class Runner:
                 rows.append(job.snapshot())
                 shards[ih] = tuple(job.shard_states())
             except Exception as exc:
-                text = str(as_error(exc, job.name or ih))
-                rows.append({"infohash": ih, "state": "error", "error": text})
+                rows.append(report.ended_row(ih, None, str(as_error(exc, job.name or ih))))
         rows += [
             report.ended_row(ih, done.result, str(done.error) if done.error else None)
             for ih, done in self.finished.items()
@@ -222,7 +221,8 @@ class Runner:
     def _publish_quietly(self) -> None:
         if not self.publishing:
             return
-        # A job whose status cannot be read fails in its own tick, not here.
+        # ``publish`` reports a job it cannot read in its row; a failure beyond
+        # that (a bug) must not end the loop that serves every dataset.
         with contextlib.suppress(Exception):
             self.publish()
 

@@ -163,11 +163,11 @@ class ReadyLog:
         that completed together); returns the records of those not logged before."""
         now = round(time.time(), 3)
         records: list[ReadyRecord] = []
-        seen = set(self.logged)
+        batch: set[str] = set()
         for shard in shards:
-            if shard.path in seen:
+            if shard.path in self.logged or shard.path in batch:
                 continue
-            seen.add(shard.path)
+            batch.add(shard.path)
             records.append(
                 ReadyRecord(
                     shard.path,
