@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import libtorrent as lt
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from tests.faults import helpers
 from tests.netfixtures import Dataset
 from tests.procs import ISOLATED, Torrentds, running
+from torrentds.dataset import manifest as manifest_module
 from torrentds.dataset.manifest import MANIFEST_NAME, ShardEntry
 from torrentds.swarm import order
 
@@ -40,10 +40,10 @@ def test_ranked_order_puts_own_shards_first(
     assert set(got[: len(own)]) == own
 
 
-@given(st.integers(1, 30), st.integers(1, 5), st.integers(0, 2**32))
-def test_window_is_next_unready_shards(n: int, window: int, seed: int) -> None:
+@given(st.integers(1, 30), st.integers(1, 5))
+def test_window_is_next_unready_shards(n: int, window: int) -> None:
     entries = _entries(n, 0)
-    ordering = order.Ordering(window=window, seed=seed)
+    ordering = order.Ordering(window=window)
     seq = order.download_order(entries, ordering)
     ready = [False] * n
     for done in seq:  # as shards complete, the window slides along the order
@@ -52,13 +52,6 @@ def test_window_is_next_unready_shards(n: int, window: int, seed: int) -> None:
         assert top == sorted([i for i in seq if not ready[i]][:window])
         assert all(p in (order.TOP, order.NORMAL) for p in prio)
         ready[done] = True
-
-
-def test_peers_shuffle_differently() -> None:
-    entries = _entries(20, 0)
-    a = order.download_order(entries, order.Ordering(seed=1))
-    b = order.download_order(entries, order.Ordering(seed=2))
-    assert a != b and sorted(a) == sorted(b)
 
 
 def test_only_mine_skips_others() -> None:
@@ -146,32 +139,58 @@ def test_ranked_node_holds_other_shards_while_its_own_arrive() -> None:
 
 def test_slice_deals_a_shared_window() -> None:
     entries = _entries(6, 0)
-    ordering = order.Ordering(window=2, slice=order.Slice(1, 3), seed=11)
+    ordering = order.Ordering(window=2, slice=order.Slice(1, 3))
     seq = order.download_order(entries, ordering)
-    # Every peer keeps the manifest's order (no per-peer shuffle): one window for all.
-    assert seq == order.download_order(entries, replace(ordering, seed=12)) == list(range(6))
+    # Every peer keeps the manifest's order: one window for all.
+    assert seq == list(range(6))
     assert order.priorities(entries, seq, [False] * 6, ordering) == [7, 7, 4, 4, 4, 4]
     assert order.priorities(entries, seq, [True, False] * 3, ordering) == [4, 7, 4, 7, 4, 4]
-    # Peer 1 of 3 holds pieces 1, 4, 7. In the window (7): its own stay on top, the
-    # others' drop to SHARED (they come from the peers that fetch them); beyond the
-    # window its own rise to MINE; a piece not wanted (0) stays so.
-    base = [4, 7, 4, 7, 0, 4, 1, 1]
-    assert order.slice_priorities(base, order.Slice(1, 3)) == [4, 7, 4, 5, 0, 4, 1, 6]
+    # Peer 1 of 3 owns pieces 1, 4, 6 and 7 (owners). Its own first, the others'
+    # after all its own (it gets them from the peers that fetched them); in each,
+    # the window's first shard (pieces 0-1), the rest of the window, then the rest;
+    # a piece not wanted (0) stays so.
+    base = [7, 7, 7, 7, 0, 4, 4, 1]
+    owners = [0, 1, 2, 0, 1, 2, 1, 1]
+    assert order.slice_priorities(base, owners, 1, head=range(2)) == [4, 7, 3, 3, 0, 2, 5, 5]
     # A window held too long (a peer left or is slow): the others' part is ours too.
-    assert order.slice_priorities(base, order.Slice(1, 3), fallback=True) == [
-        4,
-        7,
-        4,
-        7,
-        0,
-        4,
-        1,
-        6,
-    ]
-    # In runs of 4 MiB: with 1 MiB pieces, peer 1 of 3 takes pieces 4-7, 16-19, ...
-    runs = order.Slice(1, 3).for_piece_size(1 << 20)
-    assert [p for p in range(24) if runs.holds(p)] == [4, 5, 6, 7, 16, 17, 18, 19]
-    assert order.Slice(0, 2).for_piece_size(16 << 20).unit == 1
+    fell_back = order.slice_priorities(base, owners, 1, fallback=True, head=range(2))
+    assert fell_back == [7, 7, 6, 6, 0, 2, 5, 5]
+
+
+@given(
+    st.lists(st.integers(1, 40), min_size=1, max_size=12),
+    st.integers(1, 9),
+    st.sampled_from([16 << 10, 256 << 10, 1 << 20, 4 << 20]),
+)
+def test_slice_owners_cut_each_shard_in_even_runs(
+    shard_pieces: list[int], count: int, piece_size: int
+) -> None:
+    shards, start = [], 1  # piece 0: a manifest outside every shard
+    for n in shard_pieces:
+        shards.append(range(start, start + n))
+        start += n
+    owners = order.slice_owners(shards, start + 2, count, piece_size)
+    assert len(owners) == start + 2 and all(0 <= o < count for o in owners)
+    unit = max(1, order.SLICE_UNIT_BYTES // piece_size)
+    for s, pieces in enumerate(shards):
+        got = [owners[p] for p in pieces]
+        # Whole runs of ``unit`` pieces, each peer's part of a shard contiguous...
+        assert all(got[j] == got[j - j % unit] for j in range(len(got)))
+        turned = [(o - s) % count for o in got]
+        assert turned == sorted(turned)
+        # ...and as big as any other's, to within one run.
+        runs = -(-len(pieces) // unit)
+        per_peer = [sum(1 for j in range(0, len(got), unit) if got[j] == i) for i in range(count)]
+        assert max(per_peer) - min(per_peer) <= 1 and sum(per_peer) == runs
+        # The parts turn by one peer per shard.
+        assert got[0] == s % count
+
+
+def test_slice_owners_give_a_shared_piece_to_the_first_shard() -> None:
+    # Two adopted shards share piece 4; 1 MiB pieces: runs of one piece.
+    owners = order.slice_owners([range(0, 5), range(4, 9)], 9, 2, 1 << 20)
+    assert owners[:5] == [0, 0, 0, 1, 1]
+    assert owners[5:] == [1, 1, 0, 0]
 
 
 def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
@@ -191,8 +210,9 @@ def test_slice_takes_its_pieces_first(dataset: Dataset, tmp_path: Path) -> None:
     have = {i for i, h in enumerate(params.have_pieces) if h}
     layout = helpers.Layout.of(dataset.torrent)
     manifest = set(layout.pieces_of(MANIFEST_NAME))
-    slice_ = order.Slice(1, 2).for_piece_size(layout.piece_size)
-    mine = {p for p in range(layout.pieces) if slice_.holds(p)} - manifest
+    shards = [layout.pieces_of(e.path) for e in manifest_module.load(dataset.origin).shards]
+    owners = order.slice_owners(shards, layout.pieces, 2, layout.piece_size)
+    mine = {p for p in range(layout.pieces) if owners[p] == 1} - manifest
     assert 3 <= len(have - manifest) < len(mine), have
     # One stray piece may start before the slice is put back after libtorrent
     # applies the new file priorities (1 run in ~40); without slices most are stray.

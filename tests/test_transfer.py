@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -323,3 +324,24 @@ def test_disk_full_then_rerun_completes(dataset: Dataset, small_disk: Path) -> N
         with running(second):
             assert second.finish(90) == 0, second.stderr
     assert_intact(small_disk / dataset.name)
+
+
+def test_plain_gets_deal_the_swarm_among_themselves(dataset: Dataset, tmp_path: Path) -> None:
+    # A slow origin keeps three plain gets downloading long enough to meet through
+    # the tracker; each then finds its own place in the same sorted list of peer ids.
+    seeder = seed(dataset, "--max-upload", "256K")
+    leechers = [get(str(dataset.torrent), tmp_path / f"peer{i}") for i in range(3)]
+    dealt = re.compile(r"(\d)/3 from the swarm")
+    with running(seeder, *leechers):
+        for leecher in leechers:
+            assert leecher.wait_event("started", 30)["peer_index"] == "from the swarm"
+        places = {
+            leecher.wait_event(
+                "progress", 120, lambda e: bool(dealt.fullmatch(e.get("peer_index") or ""))
+            )["peer_index"]
+            for leecher in leechers
+        }
+        assert places == {f"{i}/3 from the swarm" for i in range(3)}
+        for i, leecher in enumerate(leechers):
+            assert leecher.finish(180) == 0, leecher.stderr
+            assert_intact(tmp_path / f"peer{i}" / dataset.name)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,21 +98,24 @@ def ordering_of(opts: GetOptions, env: Mapping[str, str] | None = None) -> order
         found = peerindex.from_environment(os.environ if env is None else env)
         if found is not None:
             slice_, source = order.Slice(found.index, found.count), found.source
-    if slice_ is not None and slice_.count == 1:
+    alone = slice_ is not None and slice_.count == 1
+    if alone:
         slice_ = None  # 0/1: the whole torrent, a plain get
     if slice_ is not None and opts.rank is not None:
         raise UsageError(
             f"--slice {opts.slice}", "orders by piece, --rank by shard: give one of them"
         )
-    # Each peer its own shuffle, so a fresh swarm spreads over different shards.
+    # With no index at all, the swarm deals one (swarm.membership).
+    from_swarm = slice_ is None and opts.rank is None and not alone
+    shared = slice_ is not None or from_swarm  # every peer fetches the same window
     return order.Ordering(
         rank=opts.rank,
         world_size=opts.world_size,
         only_mine=opts.only_mine,
-        window=opts.window or (order.SLICE_WINDOW if slice_ else order.Ordering.window),
-        seed=secrets.randbits(64),
+        window=opts.window or (order.SLICE_WINDOW if shared else order.Ordering.window),
         slice=slice_,
         slice_source=source if slice_ is not None else "",
+        from_swarm=from_swarm,
     )
 
 

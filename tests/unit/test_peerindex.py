@@ -70,6 +70,11 @@ def test_the_environment_gives_a_slice_unless_the_options_order() -> None:
     )
     ranked = ordering_of(GetOptions(source="x", rank=1, world_size=6), slurm)
     assert ranked.slice is None and ranked.peer_index() is None
-    # One node: a plain get.
-    assert ordering_of(GetOptions(source="x"), {"TORRENTDS_SLICE": "0/1"}).slice is None
-    assert ordering_of(GetOptions(source="x"), {}).peer_index() is None
+    # One node: a plain get, alone.
+    alone = ordering_of(GetOptions(source="x"), {"TORRENTDS_SLICE": "0/1"})
+    assert alone.slice is None and not alone.from_swarm and alone.peer_index() is None
+    # No index anywhere: the swarm deals one; its current deal is shown with it.
+    free = ordering_of(GetOptions(source="x"), {})
+    assert free.from_swarm and free.slice is None and free.window == order.SLICE_WINDOW
+    assert free.peer_index() == "from the swarm"
+    assert free.peer_index(order.Slice(3, 5)) == "3/5 from the swarm"

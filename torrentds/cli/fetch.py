@@ -66,7 +66,7 @@ from torrentds.swarm import events
     type=int,
     default=None,
     help="How many shards at the head of this peer's order get top priority "
-    "[default: 3; 2 with --slice, where every peer shares the window].",
+    "[default: 2, the window every peer shares; 3 with --rank].",
 )
 @click.option(
     "--slice",
@@ -75,9 +75,10 @@ from torrentds.swarm import events
     metavar="I/K",
     help="This is peer I of K fetching the same data (e.g. a node's rank and the node "
     "count): every peer fetches the same window of shards in the manifest's order, "
-    "taking the I-th of every K runs of pieces (4 MiB each) itself and the rest from "
-    "the other peers. The origin then sends each piece about once, and the first "
-    "shard arrives early. Not with --rank.",
+    "taking the I-th of K parts of each shard itself and the rest from the other "
+    "peers. The origin then sends each piece about once, and the first shard arrives "
+    "early. Without it, the launcher's environment (Slurm, torchrun, TORRENTDS_SLICE) "
+    "or else the swarm itself deals the index. Not with --rank.",
 )
 @click.option(
     "--api",

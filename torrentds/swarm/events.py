@@ -61,6 +61,9 @@ class ShardReady:
     samples: int
     bytes: int
     sha256: str
+    # Seconds from its last piece passing to its ready line (None: it was on disk
+    # before this run): the flush, the sha256 and the resume save.
+    lag: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Progress:
     downloaded: int
     uploaded: int
     seeding_left: float | None = None  # left out of the JSON until seeding has a limit
+    peer_index: str | None = None  # as in Started; the swarm's deal changes as peers come and go
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torrentds.swarm import events as ev
 from torrentds.swarm import order, placement, recovery, report, verifier
 from torrentds.swarm.deadlines import DeadlineFeeder
 from torrentds.swarm.events import Emit, JobResult
+from torrentds.swarm.membership import Membership
 from torrentds.swarm.phase import Phase, move
 from torrentds.swarm.priorities import PriorityPlan
 from torrentds.swarm.resume import ResumeLedger
@@ -63,6 +64,7 @@ class Job:
         self.book = ShardBook()
         self.plan = PriorityPlan(opts.ordering, seeding_only=opts.seeding_only)
         self.deadlines = DeadlineFeeder()
+        self.members = Membership(engine.peer_id) if opts.ordering.from_swarm else None
         self.manifest: Manifest | None = None
         self.manifest_index: int | None = None
         self.files: list[FileEntry] = []  # the real files (no pads), known with the metadata
@@ -101,7 +103,7 @@ class Job:
                 self.ref.infohash,
                 self.name,
                 self.engine.listen_port(),
-                self.opts.ordering.peer_index(),
+                self.opts.ordering.peer_index(self.plan.slice),
             )
         )
         if self.ref.has_metadata():
@@ -112,6 +114,7 @@ class Job:
         if not self.completed and now - self.plan.slice_checked_at >= 1.0:
             # The alert puts a lost slice back at once; this catches anything else.
             self.plan.slice_checked_at = now
+            self._redeal(now)
             self.plan.hold_slice(self.ref)
         if now - self.last_progress >= self.opts.progress_interval:
             self.last_progress = now
@@ -296,7 +299,7 @@ class Job:
             # While pieces arrive: a web seed's connection (and its byte count)
             # goes away once the torrent is complete.
             self.web_seed_bytes.sample(now, self.ref.web_seed_totals())
-        self.book.passed(piece)
+        self.book.passed(piece, now)
         if self.phase is Phase.MANIFEST:
             self._try_manifest()
 
@@ -385,16 +388,30 @@ class Job:
             return  # a foreign torrent with no .tar keeps its plain priorities
         window = self.plan.apply(self.ref, self.book, self.order, self.files, self.manifest_index)
         fresh = sorted(window, key=self.order_of.__getitem__)
-        slice_ = self.opts.ordering.slice
+        slice_ = self.plan.slice
         if slice_ is not None:
             # Deadlines only on this peer's own part: a time-critical piece is asked
             # of any peer, the origin included, and the others' parts come from them.
-            own = slice_.for_piece_size(self.ref.piece_size())
-            queued = [(i, [p for p in self.book.shards[i].pieces if own.holds(p)]) for i in fresh]
+            owners = self.plan.owners(self.ref)
+            queued = [
+                (i, [p for p in self.book.shards[i].pieces if owners[p] == slice_.index])
+                for i in fresh
+            ]
         else:
             queued = [(i, list(self.book.shards[i].pieces)) for i in fresh]
         if self.deadlines.queue(queued):
             self._top_up_deadlines()
+
+    def _redeal(self, now: float) -> None:
+        """With no index given: this peer's part as the swarm's membership now deals it."""
+        if self.members is None:
+            return
+        self.members.see(self.ref.peers(), now)
+        if self.plan.redeal(self.members.deal()):
+            # Deadlines on what is now another peer's part would send us to the origin for it.
+            self.ref.clear_deadlines()
+            self.deadlines = DeadlineFeeder()
+            self._apply_priorities()
 
     def _top_up_deadlines(self) -> None:
         batch, start = self.deadlines.top_up(self.book.have)
@@ -456,8 +473,12 @@ class Job:
         if held:
             assert self.ready_log is not None
             digests = {entry.path: digest for entry, digest in held}
+            now = time.monotonic()
             for r in self.ready_log.append_all([entry for entry, _ in held]):
-                self.emit(ev.ShardReady(r.path, r.split, r.samples, r.bytes, digests[r.path]))
+                shard = self.book.by_path.get(r.path)
+                came = shard.last_piece_at if shard is not None else None
+                lag = round(now - came, 3) if came is not None else None
+                self.emit(ev.ShardReady(r.path, r.split, r.samples, r.bytes, digests[r.path], lag))
         if self.resume.waiting:
             self._request_resume()
         if self.restart_pending and not self.resume.in_flight:

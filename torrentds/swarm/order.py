@@ -1,40 +1,46 @@
-"""Which shards a peer fetches first: a sliding window over its own order.
+"""Which shards a peer fetches first: a sliding window over its order.
 
 With a rank, a node first fetches the shards it trains on (per split, index %
 world_size == rank: the split WebDataset's ``split_by_node`` makes), then the
-rest. Without one, each peer shuffles with its own seed, so peers hold
-different pieces early and trade them instead of all asking the origin for
-shard 0. Only the next few shards of the order get top priority: the rest stay
-at normal priority so data keeps flowing when the window stalls, and inside
-the window libtorrent's rarest-first still picks pieces.
+rest. Every other peer keeps the manifest's order. Only the next few shards of
+the order get top priority: the rest stay below so data keeps flowing when the
+window stalls.
 
-With a slice (peer I of K fetching the same data), every peer keeps the
-manifest's order, so they share one window (``SLICE_WINDOW`` shards). Each takes
-the I-th of every K runs of pieces (4 MiB each) itself: its own runs in the
-window first, its own runs beyond it next, and the others' runs in the window
-from the peers that fetched them (``slice_priorities``). K peers with distinct I
-ask the origin for disjoint pieces, so the origin sends each piece about once,
-and the window's shards complete early on every peer (BENCHMARKS.md, session 6).
+With a slice (peer I of K fetching the same data: given, from the launcher, or
+dealt by the swarm itself, ``membership``), every peer shares one window
+(``SLICE_WINDOW`` shards). Each takes the I-th of K contiguous parts of every
+shard itself (``slice_owners``): its own parts first, the others' from the
+peers that fetched them, each in window order (``slice_priorities``). K peers
+with distinct I ask the origin for disjoint pieces, so the origin sends each
+piece about once, and the window's shards complete one after another on every
+peer (BENCHMARKS.md, session 7).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
 
 from torrentds.dataset import nodes
 from torrentds.dataset.manifest import ShardEntry
 
 TOP = 7  # libtorrent's highest priority
-MINE = 6  # a ranked node's own shards outside the window; with a slice, its pieces there
-SHARED = 5  # with a slice: the other peers' pieces of the window (they forward them)
+MINE = 6  # a ranked node's own shards outside the window
 NORMAL = 4  # libtorrent's default
 LOW = 1  # another node's shards, while this node's are still coming
 SKIP = 0  # not downloaded at all (--only-mine)
 
+# With a slice, piece priorities: every own piece above every other peer's, so the
+# origin is asked only for own pieces (libtorrent asks each peer for the best pieces
+# it has, and the origin has them all); in each, the window's first shard, the rest
+# of the window, then beyond the window.
+OWN_LEVELS = (TOP, MINE, 5)
+OTHERS_LEVELS = (4, 3, 2)
 
-SLICE_UNIT_BYTES = 4 << 20
+# Parts are cut in runs of at least this much: a web seed is asked for 1 MiB of
+# neighbouring pieces at a time (engine's urlseed_max_request_bytes), so a part of
+# single pieces would make every such request mostly someone else's.
+SLICE_UNIT_BYTES = 1 << 20
 # With a slice, the window every peer shares: 2 shards got the first shard to every leecher
 # sooner than 3 with the same total time (BENCHMARKS.md, session 6).
 SLICE_WINDOW = 2
@@ -42,22 +48,31 @@ SLICE_WINDOW = 2
 
 @dataclass(frozen=True)
 class Slice:
-    """Peer ``index`` of ``count`` peers fetching the same data.
-
-    Pieces are dealt out in runs of ``unit`` (``SLICE_UNIT_BYTES`` of data): a web
-    seed is always asked for at least 1 MiB of neighbouring pieces at a time, so a
-    slice of single pieces would make every such request mostly someone else's.
-    """
+    """Peer ``index`` of ``count`` peers fetching the same data."""
 
     index: int
     count: int
-    unit: int = 1
 
-    def holds(self, piece: int) -> bool:
-        return (piece // self.unit) % self.count == self.index
 
-    def for_piece_size(self, piece_size: int) -> Slice:
-        return replace(self, unit=max(1, SLICE_UNIT_BYTES // max(piece_size, 1)))
+def slice_owners(
+    shards: Sequence[range], num_pieces: int, count: int, piece_size: int
+) -> list[int]:
+    """Which of ``count`` peers asks the origin for each piece.
+
+    Each shard is cut into ``count`` contiguous parts (whole runs of
+    ``SLICE_UNIT_BYTES``), so every peer's part of the first shard is about as
+    big and the shard is in after S/u_s; the parts turn by one peer per shard, so
+    no peer always has the biggest. Pieces outside every shard go by run."""
+    unit = max(1, SLICE_UNIT_BYTES // max(piece_size, 1))
+    owners = [(p // unit) % count for p in range(num_pieces)]
+    dealt: set[int] = set()  # a piece two adopted shards share goes with the first
+    for s, pieces in enumerate(shards):
+        runs = -(-len(pieces) // unit)
+        for j, piece in enumerate(pieces):
+            if piece not in dealt:
+                owners[piece] = ((j // unit) * count // runs + s) % count
+        dealt.update(pieces)
+    return owners
 
 
 @dataclass(frozen=True)
@@ -66,12 +81,21 @@ class Ordering:
     world_size: int | None = None
     only_mine: bool = False
     window: int = 3
-    seed: int = 0
     slice: Slice | None = None
     slice_source: str = ""  # what gave the slice: "--slice 2/6", "SLURM_NODEID/SLURM_NNODES"
+    # No index given: the slice is dealt by the swarm as peers come and go (membership).
+    from_swarm: bool = False
 
-    def peer_index(self) -> str | None:
-        """This peer's index, said in the started event and /status (None: none)."""
+    def shares_window(self) -> bool:
+        """Whether every peer fetches the same window, in the manifest's order."""
+        return self.slice is not None or self.from_swarm
+
+    def peer_index(self, dealt: Slice | None = None) -> str | None:
+        """This peer's index, said in the started event and /status (None: none);
+        ``dealt``: the swarm's current deal."""
+        if self.from_swarm:
+            where = f"{dealt.index}/{dealt.count} " if dealt is not None else ""
+            return where + "from the swarm"
         if self.slice is None:
             return None
         return f"{self.slice.index}/{self.slice.count} from {self.slice_source or '--slice'}"
@@ -92,11 +116,8 @@ def download_order(entries: Sequence[ShardEntry], ordering: Ordering) -> list[in
         first = [i for i in range(len(entries)) if i in own]
         rest = [i for i in range(len(entries)) if i not in own]
         return first + rest
-    order = list(range(len(entries)))
-    if ordering.slice is None:
-        random.Random(ordering.seed).shuffle(order)
-    # With a slice every peer keeps the manifest's order: they fetch the same window.
-    return order
+    # Every other peer keeps the manifest's order: they fetch the same window.
+    return list(range(len(entries)))
 
 
 def priorities(
@@ -127,20 +148,29 @@ def priorities(
 
 
 def slice_priorities(
-    piece_priorities: Sequence[int], slice_: Slice, fallback: bool = False
+    piece_priorities: Sequence[int],
+    owners: Sequence[int],
+    index: int,
+    fallback: bool = False,
+    head: Container[int] = (),
 ) -> list[int]:
-    """Piece priorities for peer I of K: in the window (pieces at TOP) its own part
-    first, the others' next (it gets them from the peers that fetched them); beyond
-    the window its own part before anything else. So each peer asks the origin for
-    its own pieces, and the window's shards complete in order on every peer.
-    ``fallback`` (the window stalled: a peer left or is slow): the others' part of
-    the window is on top too, fetched from anyone."""
+    """Piece priorities for peer ``index`` (``owners``: each piece's peer), from the
+    priorities the shard window implies (TOP: in the window).
+
+    Its own pieces first (``OWN_LEVELS``), the window's first shard (``head``)
+    before the rest of the window, the window before the rest; the others' pieces
+    after all its own (``OTHERS_LEVELS``): it gets them from the peers that fetched
+    them. So each peer asks the origin only for its own part, and the window's
+    shards complete one after another on every peer. ``fallback`` (the window
+    stalled: a peer left or is slow): the others' part of the window is fetched
+    as its own, from anyone."""
     out = []
     for piece, prio in enumerate(piece_priorities):
         if prio == SKIP:
             out.append(SKIP)
-        elif slice_.holds(piece):
-            out.append(TOP if prio == TOP else MINE)
-        else:
-            out.append((TOP if fallback else SHARED) if prio == TOP else min(prio, NORMAL))
+            continue
+        window = prio == TOP
+        own = owners[piece] == index or (fallback and window)
+        levels = OWN_LEVELS if own else OTHERS_LEVELS
+        out.append(levels[0 if window and piece in head else 1 if window else 2])
     return out

@@ -38,17 +38,19 @@ def slice_piece_priorities(
     files: Sequence[FileEntry],
     prio: Sequence[int],
     piece_size: int,
-    num_pieces: int,
-    slice_: order.Slice,
+    owners: Sequence[int],
+    index: int,
     fallback: bool = False,
+    head: range = range(0),
 ) -> list[int]:
-    """The piece priorities ``prio`` (per file) implies, this peer's slice on top
-    (``fallback``: the whole window on top)."""
-    base = [order.SKIP] * num_pieces
+    """The piece priorities ``prio`` (per file) implies for peer ``index`` of the
+    ``owners`` deal (``fallback``: the whole window its own; ``head``: the pieces of
+    the window's first shard)."""
+    base = [order.SKIP] * len(owners)
     for f, file_prio in zip(files, prio, strict=True):
         for p in f.pieces(piece_size):
             base[p] = max(base[p], file_prio)
-    return order.slice_priorities(base, slice_.for_piece_size(piece_size), fallback)
+    return order.slice_priorities(base, owners, index, fallback, head)
 
 
 class PriorityPlan:
@@ -56,18 +58,42 @@ class PriorityPlan:
         self.ordering = ordering
         self.seeding_only = seeding_only
         self.file_priorities: list[int] = []
-        self.slice_priorities: list[int] = []  # per piece, with --slice
+        self.slice = ordering.slice  # this peer's part: given, or dealt by the swarm
+        self._redealt = False  # the slice changed since priorities were last set
+        self.slice_priorities: list[int] = []  # per piece, with a slice
         self.slice_checked_at = 0.0
         self._flat_sent: list[int] = []  # with --slice: the file priorities libtorrent has
         self.window: list[int] = []  # the shards at the top, since ``window_since``
+        self.head = range(0)  # the pieces of the window's first shard
         self.window_since = time.monotonic()
         self.fallback = False  # with --slice: the others' part of this window is ours too
         self._own: set[int] = set()  # id() of this node's shards
+        self._shard_pieces: list[range] = []
+        self._owners: tuple[int, list[int]] = (0, [])  # (peer count, each piece's peer)
         self.last_own_progress = time.monotonic()
+
+    def redeal(self, slice_: order.Slice | None) -> bool:
+        """The swarm dealt this peer a new part (None: it is alone); True if it changed."""
+        if slice_ == self.slice:
+            return False
+        self.slice, self._redealt = slice_, True
+        return True
 
     def follow(self, book: ShardBook) -> None:
         """The shards are known: remember which are this node's own."""
         self._own = {id(s) for s in book.wanted(self.ordering, own_only=True)}
+        self._shard_pieces = [s.pieces for s in book.shards]
+        self._owners = (0, [])
+
+    def owners(self, ref: TorrentRef) -> list[int]:
+        """Each piece's peer in the current slice's deal (kept per peer count)."""
+        count = self.slice.count if self.slice is not None else 1
+        if self._owners[0] != count:
+            owners = order.slice_owners(
+                self._shard_pieces, ref.num_pieces(), count, ref.piece_size()
+            )
+            self._owners = (count, owners)
+        return self._owners[1]
 
     def piece_passed(self, book: ShardBook, piece: int, now: float) -> None:
         if any(id(s) in self._own for s in book.by_piece.get(piece, ())):
@@ -96,9 +122,11 @@ class PriorityPlan:
         shard_prio = order.priorities(entries, download_order, ready, self.ordering, hold)
         prio = file_priorities(files, [e.path for e in entries], shard_prio, manifest_index)
         window = [i for i, p in enumerate(shard_prio) if p == order.TOP]
+        first = next((i for i in download_order if shard_prio[i] == order.TOP), None)
+        self.head = book.shards[first].pieces if first is not None else range(0)
         now = time.monotonic()
         falling_back = (
-            self.ordering.slice is not None
+            self.slice is not None
             and window == self.window
             and not self.fallback
             and bool(window)
@@ -110,7 +138,7 @@ class PriorityPlan:
             # A peer that left, stalls or never came must not hold the window:
             # after a bounded wait its part is fetched like our own.
             self.fallback = True
-        if falling_back or prio != self.file_priorities:
+        if falling_back or self._redealt or prio != self.file_priorities:
             self.set_file_priorities(ref, prio, files)
         return window
 
@@ -118,10 +146,11 @@ class PriorityPlan:
         self, ref: TorrentRef, prio: list[int], files: Sequence[FileEntry]
     ) -> None:
         """File priorities; with --slice, the piece priorities they imply."""
-        self.file_priorities = prio
-        slice_ = self.ordering.slice
+        self.file_priorities, self._redealt = prio, False
+        slice_ = self.slice
         if slice_ is None:
             ref.prioritize_files(prio)
+            self._flat_sent, self.slice_priorities = [], []
             return
         # With a slice the window lives in piece priorities alone: new file priorities
         # reset every piece's, and until the slice is put back all the window's pieces
@@ -130,15 +159,14 @@ class PriorityPlan:
         if flat != self._flat_sent:
             self._flat_sent = flat
             ref.prioritize_files(flat)
-        size, count = ref.piece_size(), ref.num_pieces()
         self.slice_priorities = slice_piece_priorities(
-            files, prio, size, count, slice_, self.fallback
+            files, prio, ref.piece_size(), self.owners(ref), slice_.index, self.fallback, self.head
         )
         self.hold_slice(ref)
 
     def sent_file_priorities(self) -> list[int]:
         """The file priorities libtorrent was given (with a slice: flat), for a re-add."""
-        return self._flat_sent if self.ordering.slice is not None else self.file_priorities
+        return self._flat_sent if self.slice is not None else self.file_priorities
 
     def hold_slice(self, ref: TorrentRef) -> None:
         """libtorrent applies file priorities later, on its disk thread, and that

@@ -30,6 +30,7 @@ class Shard:
     ready: bool = False
     failures: int = 0
     left: int = 0  # pieces not yet passed
+    last_piece_at: float | None = None  # when its last piece passed (monotonic)
 
 
 class ShardBook:
@@ -55,7 +56,7 @@ class ShardBook:
                 self.by_piece.setdefault(p, []).append(shard)
         self._count_left()
 
-    def passed(self, piece: int) -> None:
+    def passed(self, piece: int, now: float) -> None:
         """A piece passed its hash check: its shards may now be complete."""
         if piece not in self.have:
             self.have.add(piece)
@@ -64,6 +65,7 @@ class ShardBook:
         for shard in self.by_piece.get(piece, ()):
             if not shard.ready and shard.left == 0:
                 self.candidates.add(shard.entry.path)
+                shard.last_piece_at = shard.last_piece_at or now
 
     def rescan(self, have: set[int] | None) -> None:
         """The pieces on disk as libtorrent now says (None: as they were), after a

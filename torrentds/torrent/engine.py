@@ -21,6 +21,7 @@ from torrentds.torrent.addresses import (
 )
 from torrentds.torrent.alerts import Event, translate
 from torrentds.torrent.layout import best_id, layout_of, swarm_id
+from torrentds.torrent.peerid import new_peer_id
 from torrentds.torrent.ref import TorrentRef
 
 ENGINE_VERSION = lt.__version__
@@ -64,7 +65,7 @@ def lan_settings() -> dict[str, int | bool | str]:
     }
 
 
-def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
+def _session_settings(opts: SessionOptions, peer_id: bytes) -> dict[str, int | bool | str]:
     mask = (
         lt.alert_category.error
         | lt.alert_category.status
@@ -89,6 +90,9 @@ def _session_settings(opts: SessionOptions) -> dict[str, int | bool | str]:
         "upload_rate_limit": opts.max_upload,
         "download_rate_limit": opts.max_download,
         "user_agent": "torrentds/libtorrent " + ENGINE_VERSION,
+        # All 20 characters: libtorrent fills only what is missing with random ones,
+        # so this is our peer id, and the swarm's deal can find us (swarm.membership).
+        "peer_fingerprint": peer_id.decode(),
         "stop_tracker_timeout": 2,
         "announce_to_all_tiers": False,
         "auto_manage_startup": 0,
@@ -129,7 +133,8 @@ class Engine:
     def __init__(self, opts: SessionOptions) -> None:
         asked = opts.listen or DEFAULT_LISTEN
         interface, port = listen_interface(asked)
-        settings = _session_settings(replace(opts, listen=interface))
+        self.peer_id = new_peer_id()
+        settings = _session_settings(replace(opts, listen=interface), self.peer_id)
         if opts.listen is None:
             port = 0  # the default: any port will do if 6881 is taken
         elif port:

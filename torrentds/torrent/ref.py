@@ -10,6 +10,7 @@ import libtorrent as lt
 from torrentds.errors import MetainfoError
 from torrentds.torrent.addresses import peer_address
 from torrentds.torrent.layout import FileEntry, layout_of, swarm_id
+from torrentds.torrent.peerid import PeerSeen
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,18 @@ class TorrentRef:
                 key = f"{p.ip[0]}:{p.ip[1]}"
                 out[key] = out.get(key, 0) + int(p.total_download)
         return out
+
+    def peers(self) -> list[PeerSeen]:
+        """The BitTorrent peers past their handshake (not web seeds), by peer id."""
+        out = []
+        pending = lt.peer_info.handshake | lt.peer_info.connecting
+        for p in self._h.get_peer_info():
+            if p.connection_type == lt.peer_info.standard_bittorrent and not p.flags & pending:
+                out.append(PeerSeen(bytes(p.pid.to_bytes()), bool(p.flags & lt.peer_info.seed)))
+        return out
+
+    def clear_deadlines(self) -> None:
+        self._h.clear_piece_deadlines()
 
     def pause(self) -> None:
         self._h.pause()
