@@ -168,7 +168,7 @@ def variant(args: argparse.Namespace) -> str:
     if args.ranked:
         said.append("leechers: get --rank i --world-size N (each node's shards first)")
     elif args.no_slice:
-        said.append("leechers: plain get, no --slice (shuffled shard window)")
+        said.append("leechers: plain get, no --slice (the peer index dealt by the swarm)")
     return "; ".join(said) if said else "defaults (none)"
 
 
