@@ -4,7 +4,8 @@ For each shard count in ``--shards``: ``--size-mb`` MiB of random samples writte
 many WebDataset shards and adopted by ``torrentds create`` (no trackers), then one
 ``torrentds seed --skip-check`` and one ``torrentds get`` from it alone, timed from the
 get's start to its ``completed`` event (every shard's sha256 checked and logged). The get's
-CPU time is its rusage once reaped. ``--repeat`` runs each count again; medians are shown.
+CPU time is its rusage once reaped; the ready lag is each shard's ``lag`` (from its last
+piece passing to its line in the ready log). ``--repeat`` runs each count again; medians.
 
 Network isolation: ``--listen 127.0.0.1:0``, DHT/LSD/UPnP off, no trackers, the only peer
 named by ``--peer``. Run with the project's venv::
@@ -92,14 +93,24 @@ def one_get(
         )
         get.wait_event("completed", args.timeout)
         took = time.monotonic() - t0
-        first = min(float(e["time"]) for e in get.events if e.get("event") == "shard_ready")
+        ready = [e for e in get.events if e.get("event") == "shard_ready"]
+        first = min(float(e["time"]) for e in ready)
+        lags = sorted(float(e["lag"]) for e in ready if e.get("lag") is not None)
         started = float(get.events[0]["time"])
         get.wait_event("done", 60)
         deadline = time.monotonic() + 30
         while get.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         stop_seeder(seeder)
-    return {"seconds": took, "first": first - started, "cpu": get.rusage_s}
+    return {
+        "seconds": took,
+        "first": first - started,
+        "cpu": get.rusage_s,
+        # From a shard's last piece to its ready line (absent from torrentds before 7).
+        "lag_p50": lags[len(lags) // 2] if lags else float("nan"),
+        "lag_p99": lags[min(len(lags) - 1, len(lags) * 99 // 100)] if lags else float("nan"),
+        "lag_max": lags[-1] if lags else float("nan"),
+    }
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
@@ -128,7 +139,8 @@ def report(
     size = args.size_mb * MIB
     base = median(size / r["seconds"] for r in results[min(results)])
     header = ["shards", "complete (s)", "MB/s", "vs fewest", "get CPU (s)", "first shard (s)"]
-    for line in table(header, "rrrrrr"):
+    header += ["ready lag p50 / p99 / max (s)"]
+    for line in table(header, "rrrrrrr"):
         print(line)
     for shards, runs in sorted(results.items()):
         rate = median(size / r["seconds"] for r in runs)
@@ -141,6 +153,10 @@ def report(
                     fmt(rate / base if rate and base else None, ".2f"),
                     fmt(median(r["cpu"] for r in runs), ".1f"),
                     fmt(median(r["first"] for r in runs), ".1f"),
+                    " / ".join(
+                        fmt(median(r[k] for r in runs), ".2f")
+                        for k in ("lag_p50", "lag_p99", "lag_max")
+                    ),
                 ]
             )
         )

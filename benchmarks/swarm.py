@@ -108,6 +108,20 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="torrentds leechers get --rank i --world-size N, as training nodes would",
     )
+    events = p.add_argument_group("what happens to the swarm mid-run (torrentds ways)")
+    events.add_argument(
+        "--kill-at",
+        type=float,
+        metavar="F",
+        help="SIGKILL leecher 0 once it has verified this fraction of the shards; it is then "
+        "not waited for, timed or checked",
+    )
+    events.add_argument(
+        "--late-at",
+        type=float,
+        metavar="F",
+        help="start the last leecher only once another has verified this fraction of the shards",
+    )
     p.add_argument(
         "--ttfs",
         action="store_true",
@@ -144,6 +158,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("at most 200 leechers (one /24)")
     if not re.fullmatch(PRIVATE_24, args.subnet):
         p.error("--subnet must be the first three octets of a private /24")
+    for name, value in (("--kill-at", args.kill_at), ("--late-at", args.late_at)):
+        if value is not None and not (0 < value < 1 and set(args.ways) <= {"torrentds", "webseed"}):
+            p.error(f"{name} wants 0 < F < 1 and torrentds ways only")
+    if (args.kill_at is not None or args.late_at is not None) and min(args.n) < 2:
+        p.error("--kill-at and --late-at need --n 2 or more")
     if os.geteuid() != 0:
         p.error("needs root (network namespaces, tc)")
     needed = ["ip", "tc", "opentracker", "sha256sum", "curl", "sysctl"]

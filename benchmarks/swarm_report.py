@@ -169,6 +169,13 @@ def variant(args: argparse.Namespace) -> str:
         said.append("leechers: get --rank i --world-size N (each node's shards first)")
     elif args.no_slice:
         said.append("leechers: plain get, no --slice (the peer index dealt by the swarm)")
+    if args.kill_at is not None:
+        said.append(
+            f"leecher 0 killed (SIGKILL) once a leecher had {args.kill_at:.0%} of the shards; "
+            "T, egress and the copies checked are the other leechers'"
+        )
+    if args.late_at is not None:
+        said.append(f"the last leecher started once another had {args.late_at:.0%} of the shards")
     return "; ".join(said) if said else "defaults (none)"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class RunResult:
     cpu: float = 0.0  # CPU seconds, origin and leechers, start → last completion
     origin_cpu: float = 0.0
     load1: float = 0.0  # the machine's 1-minute load average when the run started
+    killed: int = 0  # leechers killed mid-run (--kill-at): not timed or checked
     error: str | None = None
 
     @property
@@ -94,10 +96,19 @@ def race(
     hosts: Sequence[Host],
     result: RunResult,
 ) -> list[Leecher]:
-    """Launch every leecher at once and wait until all are done; fills ``result``."""
+    """Launch the leechers (all at once, or the last one late) and wait until every one
+    not killed is done; fills ``result``."""
     start = Start(time.time(), tx_bytes(origin), cpu_seconds([origin_proc])[origin_proc.pid])
-    leechers = [start_leecher(ctx, way, procs, i, h, len(hosts)) for i, h in enumerate(hosts)]
-    result.error = wait_done(leechers, origin_proc, ctx.args.timeout)
+    args, n = ctx.args, len(hosts)
+    now = hosts[:-1] if args.late_at is not None else hosts
+    leechers = [start_leecher(ctx, way, procs, i, h, n) for i, h in enumerate(now)]
+    script = Script(
+        args.kill_at, args.late_at, lambda: start_leecher(ctx, way, procs, n - 1, hosts[-1], n)
+    )
+    result.error = wait_done(leechers, origin_proc, args.timeout, script)
+    if script.killed is not None:
+        leechers.remove(script.killed)
+        result.killed = 1
     if result.error is not None:
         return leechers
     tx_end = tx_bytes(origin)
@@ -117,14 +128,51 @@ def race(
     return leechers
 
 
-def wait_done(leechers: Sequence[Leecher], origin: Proc, timeout: float) -> str | None:
-    """Until every leecher is done (None), or why not."""
+class Script:
+    """What happens mid-run: leecher 0 killed (``kill_at``) and the last leecher started
+    late (``late_at``), each once a leecher has verified that fraction of the shards."""
+
+    def __init__(
+        self, kill_at: float | None, late_at: float | None, start_late: Callable[[], Leecher]
+    ) -> None:
+        self.kill_at, self.late_at, self.start_late = kill_at, late_at, start_late
+        self.killed: Leecher | None = None
+        self.joined = late_at is None
+
+    def step(self, leechers: list[Leecher]) -> None:
+        live = [lch for lch in leechers if lch is not self.killed]
+        lead = max(shards_done(lch.proc) for lch in live)
+        if self.kill_at is not None and self.killed is None and lead >= self.kill_at:
+            self.killed = leechers[0]
+            self.killed.proc.signal(signal.SIGKILL)
+        if not self.joined and self.late_at is not None and lead >= self.late_at:
+            leechers.append(self.start_late())
+            self.joined = True
+
+    def waiting_for(self, leechers: Sequence[Leecher]) -> list[Leecher]:
+        return [lch for lch in leechers if lch is not self.killed]
+
+
+def shards_done(proc: Proc) -> float:
+    """The fraction of its shards a torrentds leecher has verified (0 before it knows)."""
+    totals = [int(e.get("shards_total") or 0) for e in proc.all("progress")]
+    total = max(totals, default=0)
+    return len(proc.all("shard_ready")) / total if total else 0.0
+
+
+def wait_done(
+    leechers: list[Leecher], origin: Proc, timeout: float, script: Script | None = None
+) -> str | None:
+    """Until every leecher (not killed, and the late one started) is done (None), or why not."""
     deadline = time.monotonic() + timeout
     while True:
-        done = [lch.done_at() for lch in leechers]
-        if all(d is not None for d in done):
+        if script is not None:
+            script.step(leechers)
+        waited = script.waiting_for(leechers) if script is not None else leechers
+        done = [lch.done_at() for lch in waited]
+        if all(d is not None for d in done) and (script is None or script.joined):
             return None
-        failed = [f for lch in leechers if (f := lch.failure()) is not None]
+        failed = [f for lch in waited if (f := lch.failure()) is not None]
         if failed:
             return failed[0][:800]
         if origin.poll() is not None:

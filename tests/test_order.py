@@ -155,6 +155,10 @@ def test_slice_deals_a_shared_window() -> None:
     # A window held too long (a peer left or is slow): the others' part is ours too.
     fell_back = order.slice_priorities(base, owners, 1, fallback=True, head=range(2))
     assert fell_back == [7, 7, 6, 6, 0, 2, 5, 5]
+    # Its own part all in: the others' pieces beyond the window (their owners fetch them
+    # last) come before the window's (in flight to their owners now).
+    done = order.slice_priorities(base, owners, 1, head=range(2), own_done=True)
+    assert done == [4, 7, 3, 3, 0, 5, 5, 5]
 
 
 @given(

@@ -36,6 +36,10 @@ SKIP = 0  # not downloaded at all (--only-mine)
 # of the window, then beyond the window.
 OWN_LEVELS = (TOP, MINE, 5)
 OTHERS_LEVELS = (4, 3, 2)
+# Once its own part is in, a peer has only others' pieces left to ask the origin for: the
+# ones beyond the window first, which their owners will fetch last (the window's are
+# in flight to their owners now: asking for them too would have the origin send them twice).
+OTHERS_LEVELS_OWN_DONE = (4, 3, 5)
 
 # Parts are cut in runs of at least this much: a web seed is asked for 1 MiB of
 # neighbouring pieces at a time (engine's urlseed_max_request_bytes), so a part of
@@ -153,6 +157,7 @@ def slice_priorities(
     index: int,
     fallback: bool = False,
     head: Container[int] = (),
+    own_done: bool = False,
 ) -> list[int]:
     """Piece priorities for peer ``index`` (``owners``: each piece's peer), from the
     priorities the shard window implies (TOP: in the window).
@@ -163,7 +168,9 @@ def slice_priorities(
     them. So each peer asks the origin only for its own part, and the window's
     shards complete one after another on every peer. ``fallback`` (the window
     stalled: a peer left or is slow): the others' part of the window is fetched
-    as its own, from anyone."""
+    as its own, from anyone. ``own_done``: its own part is all in
+    (``OTHERS_LEVELS_OWN_DONE``)."""
+    others = OTHERS_LEVELS_OWN_DONE if own_done else OTHERS_LEVELS
     out = []
     for piece, prio in enumerate(piece_priorities):
         if prio == SKIP:
@@ -171,6 +178,6 @@ def slice_priorities(
             continue
         window = prio == TOP
         own = owners[piece] == index or (fallback and window)
-        levels = OWN_LEVELS if own else OTHERS_LEVELS
+        levels = OWN_LEVELS if own else others
         out.append(levels[0 if window and piece in head else 1 if window else 2])
     return out

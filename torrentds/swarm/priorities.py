@@ -42,6 +42,7 @@ def slice_piece_priorities(
     index: int,
     fallback: bool = False,
     head: range = range(0),
+    own_done: bool = False,
 ) -> list[int]:
     """The piece priorities ``prio`` (per file) implies for peer ``index`` of the
     ``owners`` deal (``fallback``: the whole window its own; ``head``: the pieces of
@@ -50,7 +51,7 @@ def slice_piece_priorities(
     for f, file_prio in zip(files, prio, strict=True):
         for p in f.pieces(piece_size):
             base[p] = max(base[p], file_prio)
-    return order.slice_priorities(base, owners, index, fallback, head)
+    return order.slice_priorities(base, owners, index, fallback, head, own_done)
 
 
 class PriorityPlan:
@@ -65,6 +66,7 @@ class PriorityPlan:
         self._flat_sent: list[int] = []  # with --slice: the file priorities libtorrent has
         self.window: list[int] = []  # the shards at the top, since ``window_since``
         self.head = range(0)  # the pieces of the window's first shard
+        self.own_done = False  # with a slice: every piece of its own part is in
         self.window_since = time.monotonic()
         self.fallback = False  # with --slice: the others' part of this window is ours too
         self._own: set[int] = set()  # id() of this node's shards
@@ -76,7 +78,7 @@ class PriorityPlan:
         """The swarm dealt this peer a new part (None: it is alone); True if it changed."""
         if slice_ == self.slice:
             return False
-        self.slice, self._redealt = slice_, True
+        self.slice, self._redealt, self.own_done = slice_, True, False
         return True
 
     def follow(self, book: ShardBook) -> None:
@@ -138,9 +140,18 @@ class PriorityPlan:
             # A peer that left, stalls or never came must not hold the window:
             # after a bounded wait its part is fetched like our own.
             self.fallback = True
+        own_done = self._own_part_done(ref, book)
+        if own_done != self.own_done:
+            self.own_done, self._redealt = own_done, True
         if falling_back or self._redealt or prio != self.file_priorities:
             self.set_file_priorities(ref, prio, files)
         return window
+
+    def _own_part_done(self, ref: TorrentRef, book: ShardBook) -> bool:
+        if self.slice is None or self.own_done:
+            return self.own_done and self.slice is not None
+        index, owners = self.slice.index, self.owners(ref)
+        return all(p in book.have for p, o in enumerate(owners) if o == index)
 
     def set_file_priorities(
         self, ref: TorrentRef, prio: list[int], files: Sequence[FileEntry]
@@ -160,7 +171,14 @@ class PriorityPlan:
             self._flat_sent = flat
             ref.prioritize_files(flat)
         self.slice_priorities = slice_piece_priorities(
-            files, prio, ref.piece_size(), self.owners(ref), slice_.index, self.fallback, self.head
+            files,
+            prio,
+            ref.piece_size(),
+            self.owners(ref),
+            slice_.index,
+            self.fallback,
+            self.head,
+            self.own_done,
         )
         self.hold_slice(ref)
 
