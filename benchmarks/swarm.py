@@ -82,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cap-mbit", type=float, default=200, help="egress cap per host (200)")
     p.add_argument("--seed-cap-mbit", type=float, help="the origin's cap (default: --cap-mbit)")
     p.add_argument("--mtu", type=int, default=1500, help="MTU of every veth (1500)")
+    p.add_argument(
+        "--delay-ms", type=float, default=0, help="netem delay on every host's egress (0: none)"
+    )
     p.add_argument("--subnet", default="10.213.0", help="the test /24's first three octets")
     p.add_argument("--timeout", type=float, default=600, help="seconds per run (600)")
     p.add_argument("--ready-timeout", type=float, default=60, help="seconds for the origin (60)")

@@ -139,7 +139,13 @@ def how(args: argparse.Namespace, ds: Dataset, results: Sequence[RunResult]) -> 
         f"- network: one namespace per host on a bridge namespace, {args.subnet}.0/24, MTU "
         f"{args.mtu}, no default route; egress caps `tc tbf rate R burst 32kbit latency 50ms`: "
         f"origin {args.seed_cap_mbit:g} Mbit/s, each leecher {args.cap_mbit:g} Mbit/s "
-        "(downloads uncapped)",
+        "(downloads uncapped)"
+        + (
+            f"; `netem delay {args.delay_ms:g}ms` before each cap ({2 * args.delay_ms:g} ms "
+            "round trip between hosts)"
+            if args.delay_ms
+            else ""
+        ),
         f"- data F: {ds.size:,} bytes ({ds.size / 1e6:,.1f} MB): {ds.shards} WebDataset shards "
         f"of ~{args.shard_mb} MiB (random 1 MiB samples), {ds.pieces} pieces of "
         f"{ds.piece_size // 1024} KiB, adopted by `torrentds create`; origin files in page cache",

@@ -63,7 +63,7 @@ def run_once(ctx: Ctx, way: str, n: int, run_dir: Path) -> RunResult:
     checked. Every process is stopped and every namespace deleted before it returns."""
     args = ctx.args
     result = RunResult(way, n, load1=os.getloadavg()[0])
-    topo = Topology(ctx.prefix, args.subnet, args.mtu)
+    topo = Topology(ctx.prefix, args.subnet, args.mtu, args.delay_ms)
     try:
         with Procs(run_dir) as procs:
             topo.build_bridge()

@@ -42,10 +42,11 @@ def free_port() -> int:
 class Topology:
     """A bridge namespace and one namespace per host, each with a capped veth into the bridge."""
 
-    def __init__(self, prefix: str, subnet: str, mtu: int) -> None:
+    def __init__(self, prefix: str, subnet: str, mtu: int, delay_ms: float = 0) -> None:
         self.prefix = prefix  # every namespace's name starts with it
         self.subnet = subnet  # first three octets, e.g. "10.213.0"
         self.mtu = mtu
+        self.delay_ms = delay_ms  # netem delay on every host's egress (0: none)
         self.bridge = f"{prefix}br"
         self.created: list[str] = []
 
@@ -79,7 +80,14 @@ class Topology:
         sh(in_ns(ns, ["ip", "addr", "add", f"{ip}/24", "dev", "eth0"]))
         sh(in_ns(ns, ["ip", "link", "set", "eth0", "up"]))
         tbf = ["rate", f"{cap_mbit:g}mbit", "burst", "32kbit", "latency", "50ms"]
-        sh(in_ns(ns, ["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", *tbf]))
+        qdisc = ["tc", "qdisc", "add", "dev", "eth0"]
+        if self.delay_ms:
+            # netem first (the delay), the cap as its child: a path of that latency and rate.
+            netem = ["netem", "delay", f"{self.delay_ms:g}ms", "limit", "100000"]
+            sh(in_ns(ns, [*qdisc, "root", "handle", "1:", *netem]))
+            sh(in_ns(ns, [*qdisc, "parent", "1:", "handle", "2:", "tbf", *tbf]))
+        else:
+            sh(in_ns(ns, [*qdisc, "root", "tbf", *tbf]))
         routes = sh(in_ns(ns, ["ip", "route", "show", "default"])).strip()
         if routes:
             raise RuntimeError(f"{ns} has a default route: {routes}")
