@@ -27,7 +27,7 @@ from torrentds.swarm.deadlines import DeadlineFeeder
 from torrentds.swarm.events import Emit, JobResult
 from torrentds.swarm.membership import Membership
 from torrentds.swarm.phase import Phase, move
-from torrentds.swarm.priorities import PriorityPlan
+from torrentds.swarm.priorities import STALL_SECONDS, PriorityPlan
 from torrentds.swarm.resume import ResumeLedger
 from torrentds.swarm.seeding import SeedClock
 from torrentds.swarm.shards import ShardBook, foreign_shards, load_checked
@@ -386,7 +386,15 @@ class Job:
             return  # the manifest alone is wanted until it is read
         if not self.book.shards and self.manifest is None:
             return  # a foreign torrent with no .tar keeps its plain priorities
+        held = self.plan.fallback
         window = self.plan.apply(self.ref, self.book, self.order, self.files, self.manifest_index)
+        if self.plan.fallback and not held and self.plan.slice is not None:
+            part = self.plan.slice
+            self._warn(
+                f"the window has not moved for {STALL_SECONDS:g} s (peer {part.index} of "
+                f"{part.count}): fetching the other peers' part of it too",
+                quiet=True,
+            )
         fresh = sorted(window, key=self.order_of.__getitem__)
         slice_ = self.plan.slice
         if slice_ is not None:
