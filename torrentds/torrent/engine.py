@@ -50,7 +50,7 @@ def lan_settings() -> dict[str, int | bool | str]:
         # their priority.
         "initial_picker_threshold": 0,
         # A web seed is asked for max(1 MiB, piece, this) of neighbouring pieces at
-        # once; 16 MiB (the default) spans many slices (see order.Slice).
+        # once; 16 MiB (the default) spans many parts (see order.slice_owners).
         "urlseed_max_request_bytes": 1 << 20,
         "max_out_request_queue": 500,
         "request_queue_time": 1,
