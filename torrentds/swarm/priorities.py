@@ -79,6 +79,8 @@ class PriorityPlan:
         if slice_ == self.slice:
             return False
         self.slice, self._redealt, self.own_done = slice_, True, False
+        # A new deal gives the window a fresh start: the old one's wait is not this one's.
+        self.window_since, self.fallback = time.monotonic(), False
         return True
 
     def follow(self, book: ShardBook) -> None:
