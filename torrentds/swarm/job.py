@@ -92,6 +92,10 @@ class Job:
     def dataset_dir(self) -> Path | None:
         return self.place.dataset if self.place is not None else None
 
+    def peer_index(self) -> str | None:
+        """This peer's index and where it came from (the swarm's deal as it is now)."""
+        return self.opts.ordering.peer_index(self.plan.slice)
+
     def _go(self, to: Phase) -> None:
         self.phase = move(self.phase, to)
 
@@ -103,7 +107,7 @@ class Job:
                 self.ref.infohash,
                 self.name,
                 self.engine.listen_port(),
-                self.opts.ordering.peer_index(self.plan.slice),
+                self.peer_index(),
             )
         )
         if self.ref.has_metadata():
@@ -395,7 +399,9 @@ class Job:
                 f"{part.count}): fetching the other peers' part of it too",
                 quiet=True,
             )
-        fresh = sorted(window, key=self.order_of.__getitem__)
+        # Shards whose pieces were queued already are not queued again (DeadlineFeeder).
+        unqueued = [i for i in window if i not in self.deadlines.queued_shards]
+        fresh = sorted(unqueued, key=self.order_of.__getitem__)
         slice_ = self.plan.slice
         if slice_ is not None:
             # Deadlines only on this peer's own part: a time-critical piece is asked

@@ -90,10 +90,6 @@ class Ordering:
     # No index given: the slice is dealt by the swarm as peers come and go (membership).
     from_swarm: bool = False
 
-    def shares_window(self) -> bool:
-        """Whether every peer fetches the same window, in the manifest's order."""
-        return self.slice is not None or self.from_swarm
-
     def peer_index(self, dealt: Slice | None = None) -> str | None:
         """This peer's index, said in the started event and /status (None: none);
         ``dealt``: the swarm's current deal."""

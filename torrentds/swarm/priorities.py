@@ -150,8 +150,10 @@ class PriorityPlan:
         return window
 
     def _own_part_done(self, ref: TorrentRef, book: ShardBook) -> bool:
-        if self.slice is None or self.own_done:
-            return self.own_done and self.slice is not None
+        if self.slice is None:
+            return False
+        if self.own_done:
+            return True  # until the next deal (redeal clears it)
         index, owners = self.slice.index, self.owners(ref)
         return all(p in book.have for p, o in enumerate(owners) if o == index)
 

@@ -33,7 +33,7 @@ def status_row(job: Job) -> dict[str, Any]:
         "web_seed_bytes": job.web_seed_bytes.total,
         "hash_failures": job.hash_failures,
         "dataset_dir": str(job.dataset_dir or ""),
-        "peer_index": job.opts.ordering.peer_index(job.plan.slice),
+        "peer_index": job.peer_index(),
     }
 
 
@@ -72,7 +72,7 @@ def progress(job: Job) -> ev.Progress:
         downloaded=st.downloaded,
         uploaded=st.uploaded,
         seeding_left=job.clock.left(time.monotonic()),
-        peer_index=job.opts.ordering.peer_index(job.plan.slice),
+        peer_index=job.peer_index(),
     )
 
 
